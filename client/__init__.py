@@ -1,0 +1,1 @@
+"""reelrank client: typed gRPC clients, the `reelrank` CLI and the load tester."""

@@ -1,0 +1,1 @@
+"""reelrank server: offline index build, snapshot serving and the gRPC services."""
