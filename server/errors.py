@@ -1,0 +1,129 @@
+"""Domain errors and the one place that maps them to gRPC status codes.
+
+Pipeline and index code raise these without knowing about gRPC; `ErrorMappingInterceptor`
+turns them into a status code plus a `google.rpc.Status` with `ErrorInfo` details, and turns
+anything unexpected into INTERNAL with a request id instead of leaking a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+log = logging.getLogger(__name__)
+
+ERROR_DOMAIN = "reelrank.dev"
+
+
+class ReelrankError(Exception):
+    """Base class: a failure the caller can act on. `reason` is a stable UPPER_SNAKE code."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    reason: str = "INTERNAL"
+
+    def __init__(self, message: str, *, reason: str | None = None, **metadata: str) -> None:
+        super().__init__(message)
+        self.message = message
+        if reason is not None:
+            self.reason = reason
+        self.metadata = {k: str(v) for k, v in metadata.items()}
+
+
+class InvalidArgument(ReelrankError):
+    code = grpc.StatusCode.INVALID_ARGUMENT
+    reason = "INVALID_ARGUMENT"
+
+
+class NotFound(ReelrankError):
+    code = grpc.StatusCode.NOT_FOUND
+    reason = "NOT_FOUND"
+
+
+class FailedPrecondition(ReelrankError):
+    code = grpc.StatusCode.FAILED_PRECONDITION
+    reason = "FAILED_PRECONDITION"
+
+
+class Unavailable(ReelrankError):
+    code = grpc.StatusCode.UNAVAILABLE
+    reason = "UNAVAILABLE"
+
+
+class Unauthenticated(ReelrankError):
+    code = grpc.StatusCode.UNAUTHENTICATED
+    reason = "UNAUTHENTICATED"
+
+
+class PermissionDenied(ReelrankError):
+    code = grpc.StatusCode.PERMISSION_DENIED
+    reason = "PERMISSION_DENIED"
+
+
+class NoSnapshot(FailedPrecondition):
+    """No snapshot is loaded yet: the server is up but cannot rank."""
+
+    reason = "NO_SNAPSHOT"
+
+    def __init__(self, snapshot_dir: str) -> None:
+        super().__init__(
+            f"no index snapshot is loaded (looked in {snapshot_dir!r}); build one with "
+            "`reelrank build` or the admin RebuildIndex RPC",
+            snapshot_dir=snapshot_dir,
+        )
+
+
+def _status_for(code: grpc.StatusCode, message: str, reason: str, meta: dict[str, str]) -> Any:
+    info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=meta)
+    detail = any_pb2.Any()
+    detail.Pack(info)
+    return rpc_status.to_status(
+        status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
+    )
+
+
+class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every unary-unary handler so domain errors become the right status code."""
+
+    def intercept_service(
+        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    ) -> Any:
+        handler = continuation(handler_call_details)
+        if handler is None or handler.unary_unary is None:
+            return handler
+        inner = handler.unary_unary
+        method = handler_call_details.method
+
+        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            try:
+                return inner(request, context)
+            except ReelrankError as exc:
+                context.abort_with_status(
+                    _status_for(exc.code, exc.message, exc.reason, exc.metadata)
+                )
+            except Exception:
+                # context.abort raises to unwind; let that through untouched.
+                if context.code() is not None:
+                    raise
+                incident = uuid.uuid4().hex[:12]
+                log.exception("unhandled error in %s (incident %s)", method, incident)
+                context.abort_with_status(
+                    _status_for(
+                        grpc.StatusCode.INTERNAL,
+                        f"internal error (incident {incident}); the server log has details",
+                        "INTERNAL",
+                        {"incident": incident},
+                    )
+                )
+
+        return grpc.unary_unary_rpc_method_handler(
+            wrapped,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

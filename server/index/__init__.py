@@ -1,0 +1,1 @@
+"""Offline index build and versioned snapshots (written atomically, memory-mapped when served)."""

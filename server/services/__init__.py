@@ -1,0 +1,1 @@
+"""Thin gRPC adapters: validate and convert protos, call the pipeline, convert back."""

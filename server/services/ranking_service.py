@@ -1,0 +1,144 @@
+"""reelrank.v1.RankingService: the data plane, a thin adapter over server.pipeline."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+
+from server.api.reelrank.v1 import ranking_service_pb2 as pb
+from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
+from server.api.reelrank.v1 import types_pb2
+from server.config import MAX_CANDIDATES, ServerConfig
+from server.errors import InvalidArgument
+from server.index.store import SnapshotStore
+from server.pipeline import ranking, rank as pipeline
+from server.pipeline.retrieval import retrieve
+from server.pipeline.types import Scores
+from server.pipeline.user_state import build_user_state
+from server.services import convert
+
+
+class RankingService(pb_grpc.RankingServiceServicer):  # type: ignore[misc]
+    def __init__(self, store: SnapshotStore, config: ServerConfig) -> None:
+        self.store = store
+        self.config = config
+
+    def Rank(self, request: pb.RankRequest, context: grpc.ServicerContext) -> pb.RankResponse:
+        n, c = convert.limits(self.config, request.num_results, request.num_candidates)
+        events = convert.events(request.recent_events)
+        excluded = convert.exclusions(request.exclude_item_ids)
+        params = convert.fairness(request.fairness, request.HasField("fairness"), self.config)
+        snap = self.store.current()
+        result = pipeline.rank(snap, request.user_id, events, excluded, n, c, params)
+        scores = result.scores
+        pos = result.page.positions
+        items = scores.items[pos]
+        resp = pb.RankResponse(
+            snapshot_version=snap.version,
+            fairness_report=convert.report(result.page.report),
+            cold_start=result.state.cold,
+        )
+        # Scores are aligned with the candidates, so page positions index both.
+        bits = result.candidates.sources[pos]
+        for j, (p, i) in enumerate(zip(pos.tolist(), items.tolist(), strict=True)):
+            item = resp.items.add(
+                item_id=snap.item_ids[i],
+                creator_id=snap.creator_ids[int(snap.item_creator[i])],
+                score=float(result.page.scores[j]),
+                snapshot_version=snap.version,
+                group=snap.groups[int(snap.item_group[i])],
+            )
+            if request.debug:
+                item.stage_scores.CopyFrom(_stage_scores(scores, p))
+                item.sources.extend(convert.sources(int(bits[j])))
+        if request.debug:
+            resp.timings.extend(types_pb2.StageTiming(stage=k, micros=v) for k, v in result.timings_us.items())
+            resp.source_counts.extend(
+                types_pb2.SourceCount(source=convert.SOURCE_TO_PROTO[s], count=cnt)
+                for s, cnt in result.candidates.source_counts.items()
+            )
+        return resp
+
+    def RetrieveCandidates(
+        self, request: pb.RetrieveCandidatesRequest, context: grpc.ServicerContext
+    ) -> pb.RetrieveCandidatesResponse:
+        c = convert.bounded("num_candidates", request.num_candidates, self.config.default_num_candidates, MAX_CANDIDATES)
+        events = convert.events(request.recent_events)
+        excluded = convert.exclusions(request.exclude_item_ids)
+        snap = self.store.current()
+        state = build_user_state(snap, request.user_id, events, excluded)
+        cands = retrieve(snap, state, c)
+        resp = pb.RetrieveCandidatesResponse(snapshot_version=snap.version)
+        for i, bits, s in zip(cands.items.tolist(), cands.sources.tolist(), cands.retrieval_score.tolist(), strict=True):
+            resp.candidates.add(
+                item_id=snap.item_ids[i],
+                creator_id=snap.creator_ids[int(snap.item_creator[i])],
+                group=snap.groups[int(snap.item_group[i])],
+                sources=convert.sources(bits),
+                retrieval_score=s,
+            )
+        resp.source_counts.extend(
+            types_pb2.SourceCount(source=convert.SOURCE_TO_PROTO[s], count=cnt) for s, cnt in cands.source_counts.items()
+        )
+        return resp
+
+    def ScoreCandidates(self, request: pb.ScoreCandidatesRequest, context: grpc.ServicerContext) -> pb.ScoreCandidatesResponse:
+        if len(request.item_ids) > MAX_CANDIDATES:
+            raise InvalidArgument(f"item_ids has {len(request.item_ids)} entries; at most {MAX_CANDIDATES} are accepted")
+        events = convert.events(request.recent_events)
+        snap = self.store.current()
+        items = pipeline.resolve_items(snap, list(request.item_ids))
+        state = build_user_state(snap, request.user_id, events, [])
+        scores = ranking.score(snap, state, items)
+        order = np.lexsort((pipeline.item_id_order(snap, items), -scores.total.astype(np.float64)))
+        resp = pb.ScoreCandidatesResponse(snapshot_version=snap.version)
+        for p in order.tolist():
+            i = int(items[p])
+            resp.items.add(
+                item_id=snap.item_ids[i],
+                creator_id=snap.creator_ids[int(snap.item_creator[i])],
+                group=snap.groups[int(snap.item_group[i])],
+                score=float(scores.total[p]),
+                stage_scores=_stage_scores(scores, p),
+            )
+        return resp
+
+    def RerankCandidates(
+        self, request: pb.RerankCandidatesRequest, context: grpc.ServicerContext
+    ) -> pb.RerankCandidatesResponse:
+        if len(request.items) > MAX_CANDIDATES:
+            raise InvalidArgument(f"items has {len(request.items)} entries; at most {MAX_CANDIDATES} are accepted")
+        n = convert.bounded("num_results", request.num_results, self.config.default_num_results, 1000)
+        params = convert.fairness(request.fairness, request.HasField("fairness"), self.config)
+        seen: set[str] = set()
+        for j, it in enumerate(request.items):
+            if not it.item_id:
+                raise InvalidArgument(f"items[{j}].item_id is empty")
+            if it.item_id in seen:
+                raise InvalidArgument(f"items[{j}].item_id {it.item_id!r} appears more than once")
+            if not np.isfinite(it.score):
+                raise InvalidArgument(f"items[{j}].score must be finite, got {it.score}")
+            seen.add(it.item_id)
+        snap = self.store.current()
+        items = pipeline.resolve_items(snap, [it.item_id for it in request.items])
+        scores = np.array([it.score for it in request.items], dtype=np.float32)
+        page = pipeline.rerank_scores(snap, items, scores, n, params)
+        resp = pb.RerankCandidatesResponse(snapshot_version=snap.version, fairness_report=convert.report(page.report))
+        for p in page.positions.tolist():
+            src = request.items[p]
+            i = int(items[p])
+            out = resp.items.add()
+            out.CopyFrom(src)
+            out.creator_id = snap.creator_ids[int(snap.item_creator[i])]
+            out.group = snap.groups[int(snap.item_group[i])]
+        return resp
+
+
+def _stage_scores(scores: Scores, p: int) -> types_pb2.StageScores:
+    return types_pb2.StageScores(
+        keyword=float(scores.keyword[p]),
+        embedding=float(scores.embedding[p]),
+        popularity=float(scores.popularity[p]),
+        freshness=float(scores.freshness[p]),
+        ranking=float(scores.total[p]),
+    )

@@ -1,0 +1,108 @@
+"""Offline build: snapshot contents against plain references, atomicity, corruption checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from server.data.loaders import InputError
+from server.index import builder, snapshot, text
+from server.index.loaded import open_snapshot
+
+
+def test_manifest_and_arrays_are_consistent(built: dict[str, Any]) -> None:
+    d = Path(built["path"])
+    m = snapshot.read_manifest(d)
+    assert m["version"] == d.name
+    snapshot.verify_files(d, m)
+    n = m["counts"]["items"]
+    kw = sp.csr_matrix(
+        (np.load(d / "kw_data.npy"), np.load(d / "kw_indices.npy"), np.load(d / "kw_indptr.npy")),
+        shape=(n, m["counts"]["terms"]),
+    )
+    norms = np.sqrt(np.asarray(kw.multiply(kw).sum(axis=1)).ravel())
+    assert np.allclose(norms[norms > 0], 1.0, atol=1e-5)
+    post = sp.csc_matrix(
+        (np.load(d / "kw_post_weights.npy"), np.load(d / "kw_post_items.npy"), np.load(d / "kw_post_indptr.npy")),
+        shape=kw.shape,
+    )
+    assert (post != kw).nnz == 0
+    assert 0.0 < m["ann"]["recall_at_100"] <= 1.0
+    assert m["ann"]["factory"] == "Flat"
+    assert set(m["group_catalogue_share"]) == set(m["groups"])
+    assert sum(m["group_catalogue_share"].values()) == pytest.approx(1.0)
+
+
+def test_user_profiles_match_a_dense_reference(built: dict[str, Any]) -> None:
+    snap = open_snapshot(Path(built["path"]))
+    for u in (0, 5, 17):
+        terms, weights = snap.user_profile(u)
+        assert np.all(np.diff(terms) > 0)
+        assert np.linalg.norm(weights) == pytest.approx(1.0, abs=1e-5)
+        assert len(terms) <= builder.BuildConfig().profile_terms
+
+
+def test_tfidf_tokenises_chinese_and_english() -> None:
+    assert text.tokenize_title("Easy 家常菜 recipe") == ["easy", "recipe", "家常", "常菜"]
+    assert text.tokenize_tags("Cooking| 美食 |") == ["#cooking", "#美食"]
+    f = text.build_tfidf(["a|b", "a|c", "d"], ["", "", "hello world"], max_df_ratio=1.0)
+    dense = f.matrix.toarray()
+    assert np.allclose(np.linalg.norm(dense, axis=1), 1.0)
+    # '#a' is in two docs, '#b' in one: the rarer tag weighs more in doc 0.
+    va, vb = f.vocabulary.index("#a"), f.vocabulary.index("#b")
+    assert dense[0, vb] > dense[0, va] > 0
+
+
+def test_prune_rows_topk_matches_dense() -> None:
+    rng = np.random.default_rng(1)
+    m = sp.random(30, 50, density=0.3, random_state=2, format="csr") - 0.2 * sp.random(30, 50, density=0.1, random_state=3)
+    out = text.prune_rows_topk(sp.csr_matrix(m), 4).toarray()
+    dense = sp.csr_matrix(m).toarray()
+    for r in range(30):
+        pos = np.flatnonzero(dense[r] > 0)
+        best = pos[np.lexsort((pos, -dense[r, pos]))][:4]
+        assert set(np.flatnonzero(out[r])) == set(best)
+    del rng
+
+
+def test_bad_input_publishes_nothing(demo_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "interactions.csv"
+    lines = (demo_dir / "interactions.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    row = lines[5].split(",")
+    row[header.index("timestamp")] = "yesterday"
+    lines[5] = ",".join(row)
+    bad.write_text("\n".join(lines) + "\n")
+    root = tmp_path / "snaps"
+    with pytest.raises(InputError) as err:
+        builder.build_snapshot(bad, demo_dir / "items.csv", root)
+    assert "row 6" in str(err.value) and "timestamp" in str(err.value)
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_corrupt_or_incomplete_snapshots_are_rejected(built: dict[str, Any], tmp_path: Path) -> None:
+    d = tmp_path / built["version"]
+    shutil.copytree(built["path"], d)
+    open_snapshot(d)
+    with (d / "kw_data.npy").open("r+b") as f:
+        f.seek(-4, 2)
+        f.write(b"\x7f\x7f\x7f\x7f")
+    with pytest.raises(snapshot.SnapshotError, match="checksum"):
+        open_snapshot(d)
+    (d / "manifest.json").unlink()
+    with pytest.raises(snapshot.SnapshotError, match="incomplete"):
+        open_snapshot(d)
+    assert built["version"] not in snapshot.list_versions(tmp_path)
+
+
+def test_manifest_records_inputs_and_timings(built: dict[str, Any]) -> None:
+    m = json.loads((Path(built["path"]) / "manifest.json").read_text())
+    assert len(m["inputs"]["items"]["sha256"]) == 64
+    assert {"load", "tfidf", "embeddings", "ann"} <= set(m["timings_s"])
+    assert m["counts"]["interactions"] > 0 and m["counts"]["users"] > 0
