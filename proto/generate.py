@@ -23,28 +23,41 @@ OUT_DIR = ROOT / "server" / "api"
 IMPORT_RE = re.compile(r"^(from|import) reelrank\.", re.MULTILINE)
 
 
+def include_dirs(scratch: Path) -> list[str]:
+    """Import roots for protoc: ours, googleapis-common-protos', and protoc's own.
+
+    googleapis-common-protos ships `google/longrunning/operations.proto` renamed to
+    `operations_proto.proto` while its compiled module registers the original name; we expose
+    the file under its original name so our descriptors link against the installed module.
+    """
+    import google.longrunning
+
+    googleapis = Path(next(iter(google.longrunning.__path__))).parent.parent
+    lro = scratch / "google" / "longrunning"
+    lro.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(googleapis / "google/longrunning/operations_proto.proto", lro / "operations.proto")
+    return [str(PROTO_DIR), str(scratch), str(googleapis), str(resources.files("grpc_tools") / "_proto")]
+
+
 def _generate(out_dir: Path) -> None:
     from grpc_tools import protoc
 
     protos = sorted(str(p.relative_to(PROTO_DIR)) for p in PROTO_DIR.rglob("*.proto"))
-    include = str(resources.files("grpc_tools") / "_proto")
-    # googleapis-common-protos ships google/longrunning and google/rpc .proto files.
-    import google.longrunning
-
-    googleapis = str(Path(next(iter(google.longrunning.__path__))).parent.parent)
     out_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="reelrank-proto-"))
     args = [
         "grpc_tools.protoc",
-        f"-I{PROTO_DIR}",
-        f"-I{googleapis}",
-        f"-I{include}",
+        *(f"-I{d}" for d in include_dirs(scratch)),
         f"--python_out={out_dir}",
         f"--pyi_out={out_dir}",
         f"--grpc_python_out={out_dir}",
         *protos,
     ]
-    if protoc.main(args) != 0:
-        raise SystemExit("protoc failed")
+    try:
+        if protoc.main(args) != 0:
+            raise SystemExit("protoc failed")
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
     for path in out_dir.rglob("*.py*"):
         text = path.read_text()
         new = IMPORT_RE.sub(lambda m: f"{m.group(1)} server.api.reelrank.", text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import shutil
 from pathlib import Path
@@ -73,12 +74,11 @@ def test_prune_rows_topk_matches_dense() -> None:
 
 def test_bad_input_publishes_nothing(demo_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "interactions.csv"
-    lines = (demo_dir / "interactions.csv").read_text().splitlines()
-    header = lines[0].split(",")
-    row = lines[5].split(",")
-    row[header.index("timestamp")] = "yesterday"
-    lines[5] = ",".join(row)
-    bad.write_text("\n".join(lines) + "\n")
+    with (demo_dir / "interactions.csv").open(newline="") as f:
+        rows = list(csv.reader(f))
+    rows[5][rows[0].index("timestamp")] = "yesterday"  # line 6 of the file
+    with bad.open("w", newline="") as f:
+        csv.writer(f).writerows(rows)
     root = tmp_path / "snaps"
     with pytest.raises(InputError) as err:
         builder.build_snapshot(bad, demo_dir / "items.csv", root)

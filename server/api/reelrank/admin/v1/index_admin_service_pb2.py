@@ -22,11 +22,11 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
-from google.longrunning import operations_proto_pb2 as google_dot_longrunning_dot_operations__proto__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+reelrank/admin/v1/index_admin_service.proto\x12\x11reelrank.admin.v1\x1a)google/longrunning/operations_proto.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x13RebuildIndexRequest\x12\x19\n\x11interactions_path\x18\x01 \x01(\t\x12\x12\n\nitems_path\x18\x02 \x01(\t\x12\x17\n\x0fskip_activation\x18\x03 \x01(\x08\"\xd8\x01\n\x14RebuildIndexMetadata\x12.\n\x05stage\x18\x01 \x01(\x0e\x32\x1f.reelrank.admin.v1.RebuildStage\x12\x18\n\x10progress_percent\x18\x02 \x01(\x02\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10snapshot_version\x18\x05 \x01(\t\"\x9a\x01\n\x14RebuildIndexResponse\x12\x18\n\x10snapshot_version\x18\x01 \x01(\t\x12\x11\n\tactivated\x18\x02 \x01(\x08\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x18\n\x10num_interactions\x18\x05 \x01(\x03\x12\x15\n\rbuild_seconds\x18\x06 \x01(\x01\"\x17\n\x15GetIndexStatusRequest\"\x96\x02\n\x16GetIndexStatusResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x30\n\x0c\x63reated_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bloaded_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tann_index\x18\x07 \x01(\t\x12\x19\n\x11\x61nn_recall_at_100\x18\x08 \x01(\x02\x12\x1a\n\x12\x61vailable_versions\x18\t \x03(\t*\xcf\x01\n\x0cRebuildStage\x12\x1d\n\x19REBUILD_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14REBUILD_STAGE_QUEUED\x10\x01\x12\x19\n\x15REBUILD_STAGE_LOADING\x10\x02\x12\x1a\n\x16REBUILD_STAGE_BUILDING\x10\x03\x12\x19\n\x15REBUILD_STAGE_WRITING\x10\x04\x12\x1c\n\x18REBUILD_STAGE_ACTIVATING\x10\x05\x12\x16\n\x12REBUILD_STAGE_DONE\x10\x06\x32\xa7\x02\n\x11IndexAdminService\x12\xaa\x01\n\x0cRebuildIndex\x12&.reelrank.admin.v1.RebuildIndexRequest\x1a\x1d.google.longrunning.Operation\"S\xca\x41P\n&reelrank.admin.v1.RebuildIndexResponse\x12&reelrank.admin.v1.RebuildIndexMetadata\x12\x65\n\x0eGetIndexStatus\x12(.reelrank.admin.v1.GetIndexStatusRequest\x1a).reelrank.admin.v1.GetIndexStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+reelrank/admin/v1/index_admin_service.proto\x12\x11reelrank.admin.v1\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x13RebuildIndexRequest\x12\x19\n\x11interactions_path\x18\x01 \x01(\t\x12\x12\n\nitems_path\x18\x02 \x01(\t\x12\x17\n\x0fskip_activation\x18\x03 \x01(\x08\"\xd8\x01\n\x14RebuildIndexMetadata\x12.\n\x05stage\x18\x01 \x01(\x0e\x32\x1f.reelrank.admin.v1.RebuildStage\x12\x18\n\x10progress_percent\x18\x02 \x01(\x02\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10snapshot_version\x18\x05 \x01(\t\"\x9a\x01\n\x14RebuildIndexResponse\x12\x18\n\x10snapshot_version\x18\x01 \x01(\t\x12\x11\n\tactivated\x18\x02 \x01(\x08\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x18\n\x10num_interactions\x18\x05 \x01(\x03\x12\x15\n\rbuild_seconds\x18\x06 \x01(\x01\"\x17\n\x15GetIndexStatusRequest\"\x96\x02\n\x16GetIndexStatusResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x30\n\x0c\x63reated_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bloaded_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tann_index\x18\x07 \x01(\t\x12\x19\n\x11\x61nn_recall_at_100\x18\x08 \x01(\x02\x12\x1a\n\x12\x61vailable_versions\x18\t \x03(\t*\xcf\x01\n\x0cRebuildStage\x12\x1d\n\x19REBUILD_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14REBUILD_STAGE_QUEUED\x10\x01\x12\x19\n\x15REBUILD_STAGE_LOADING\x10\x02\x12\x1a\n\x16REBUILD_STAGE_BUILDING\x10\x03\x12\x19\n\x15REBUILD_STAGE_WRITING\x10\x04\x12\x1c\n\x18REBUILD_STAGE_ACTIVATING\x10\x05\x12\x16\n\x12REBUILD_STAGE_DONE\x10\x06\x32\xa7\x02\n\x11IndexAdminService\x12\xaa\x01\n\x0cRebuildIndex\x12&.reelrank.admin.v1.RebuildIndexRequest\x1a\x1d.google.longrunning.Operation\"S\xca\x41P\n&reelrank.admin.v1.RebuildIndexResponse\x12&reelrank.admin.v1.RebuildIndexMetadata\x12\x65\n\x0eGetIndexStatus\x12(.reelrank.admin.v1.GetIndexStatusRequest\x1a).reelrank.admin.v1.GetIndexStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -35,18 +35,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_INDEXADMINSERVICE'].methods_by_name['RebuildIndex']._loaded_options = None
   _globals['_INDEXADMINSERVICE'].methods_by_name['RebuildIndex']._serialized_options = b'\312AP\n&reelrank.admin.v1.RebuildIndexResponse\022&reelrank.admin.v1.RebuildIndexMetadata'
-  _globals['_REBUILDSTAGE']._serialized_start=920
-  _globals['_REBUILDSTAGE']._serialized_end=1127
-  _globals['_REBUILDINDEXREQUEST']._serialized_start=142
-  _globals['_REBUILDINDEXREQUEST']._serialized_end=235
-  _globals['_REBUILDINDEXMETADATA']._serialized_start=238
-  _globals['_REBUILDINDEXMETADATA']._serialized_end=454
-  _globals['_REBUILDINDEXRESPONSE']._serialized_start=457
-  _globals['_REBUILDINDEXRESPONSE']._serialized_end=611
-  _globals['_GETINDEXSTATUSREQUEST']._serialized_start=613
-  _globals['_GETINDEXSTATUSREQUEST']._serialized_end=636
-  _globals['_GETINDEXSTATUSRESPONSE']._serialized_start=639
-  _globals['_GETINDEXSTATUSRESPONSE']._serialized_end=917
-  _globals['_INDEXADMINSERVICE']._serialized_start=1130
-  _globals['_INDEXADMINSERVICE']._serialized_end=1425
+  _globals['_REBUILDSTAGE']._serialized_start=914
+  _globals['_REBUILDSTAGE']._serialized_end=1121
+  _globals['_REBUILDINDEXREQUEST']._serialized_start=136
+  _globals['_REBUILDINDEXREQUEST']._serialized_end=229
+  _globals['_REBUILDINDEXMETADATA']._serialized_start=232
+  _globals['_REBUILDINDEXMETADATA']._serialized_end=448
+  _globals['_REBUILDINDEXRESPONSE']._serialized_start=451
+  _globals['_REBUILDINDEXRESPONSE']._serialized_end=605
+  _globals['_GETINDEXSTATUSREQUEST']._serialized_start=607
+  _globals['_GETINDEXSTATUSREQUEST']._serialized_end=630
+  _globals['_GETINDEXSTATUSRESPONSE']._serialized_start=633
+  _globals['_GETINDEXSTATUSRESPONSE']._serialized_end=911
+  _globals['_INDEXADMINSERVICE']._serialized_start=1124
+  _globals['_INDEXADMINSERVICE']._serialized_end=1419
 # @@protoc_insertion_point(module_scope)

@@ -3,7 +3,7 @@
 import grpc
 import warnings
 
-from google.longrunning import operations_proto_pb2 as google_dot_longrunning_dot_operations__proto__pb2
+from google.longrunning import operations_pb2 as google_dot_longrunning_dot_operations__pb2
 from server.api.reelrank.admin.v1 import index_admin_service_pb2 as reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2
 
 GRPC_GENERATED_VERSION = '1.85.1'
@@ -40,7 +40,7 @@ class IndexAdminServiceStub:
         self.RebuildIndex = channel.unary_unary(
                 '/reelrank.admin.v1.IndexAdminService/RebuildIndex',
                 request_serializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.RebuildIndexRequest.SerializeToString,
-                response_deserializer=google_dot_longrunning_dot_operations__proto__pb2.Operation.FromString,
+                response_deserializer=google_dot_longrunning_dot_operations__pb2.Operation.FromString,
                 _registered_method=True)
         self.GetIndexStatus = channel.unary_unary(
                 '/reelrank.admin.v1.IndexAdminService/GetIndexStatus',
@@ -76,7 +76,7 @@ def add_IndexAdminServiceServicer_to_server(servicer, server):
             'RebuildIndex': grpc.unary_unary_rpc_method_handler(
                     servicer.RebuildIndex,
                     request_deserializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.RebuildIndexRequest.FromString,
-                    response_serializer=google_dot_longrunning_dot_operations__proto__pb2.Operation.SerializeToString,
+                    response_serializer=google_dot_longrunning_dot_operations__pb2.Operation.SerializeToString,
             ),
             'GetIndexStatus': grpc.unary_unary_rpc_method_handler(
                     servicer.GetIndexStatus,
@@ -112,7 +112,7 @@ class IndexAdminService:
             target,
             '/reelrank.admin.v1.IndexAdminService/RebuildIndex',
             reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.RebuildIndexRequest.SerializeToString,
-            google_dot_longrunning_dot_operations__proto__pb2.Operation.FromString,
+            google_dot_longrunning_dot_operations__pb2.Operation.FromString,
             options,
             channel_credentials,
             insecure,
