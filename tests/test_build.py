@@ -106,3 +106,19 @@ def test_manifest_records_inputs_and_timings(built: dict[str, Any]) -> None:
     assert len(m["inputs"]["items"]["sha256"]) == 64
     assert {"load", "tfidf", "embeddings", "ann"} <= set(m["timings_s"])
     assert m["counts"]["interactions"] > 0 and m["counts"]["users"] > 0
+
+
+def test_randomized_svd_matches_exact_top_singular_values() -> None:
+    from server.index.embeddings import fit_svd, randomized_svd
+
+    rng = np.random.default_rng(4)
+    low = rng.standard_normal((300, 8)) @ rng.standard_normal((8, 500))
+    m = sp.csr_matrix(low + 0.01 * rng.standard_normal((300, 500)))
+    _, s, _ = randomized_svd(m, 8, seed=1)
+    exact = np.linalg.svd(m.toarray(), compute_uv=False)[:8]
+    assert np.allclose(s, exact, rtol=1e-6)
+    emb = fit_svd(m, 8)
+    recon = emb.users @ emb.items.T
+    best = np.linalg.svd(m.toarray())
+    rank8 = (best.U[:, :8] * best.S[:8]) @ best.Vh[:8]
+    assert np.allclose(recon, rank8, atol=1e-3)
