@@ -1,0 +1,584 @@
+//! The item keyword matrix: CSR rows (items x terms) plus postings (the same matrix in CSC form).
+//!
+//! Pure Rust, no PyO3. Construction validates caller data; the scoring kernels live here
+//! (`score`) and in `topk.rs` / `profile.rs`.
+
+use std::path::Path;
+
+use crate::error::{CoreError, Result};
+use crate::npy::{map_npy, write_npy, Buf};
+use crate::scratch::with_scratch;
+
+/// File names inside an index directory.
+pub const KW_INDPTR: &str = "kw_indptr.npy";
+/// CSR column (term) ids.
+pub const KW_INDICES: &str = "kw_indices.npy";
+/// CSR values.
+pub const KW_DATA: &str = "kw_data.npy";
+/// Postings offsets per term.
+pub const KW_POST_INDPTR: &str = "kw_post_indptr.npy";
+/// Postings item ids.
+pub const KW_POST_ITEMS: &str = "kw_post_items.npy";
+/// Postings weights.
+pub const KW_POST_WEIGHTS: &str = "kw_post_weights.npy";
+
+/// Item keyword vectors in CSR form plus an inverted index.
+pub struct KeywordMatrix {
+    n_items: usize,
+    n_terms: usize,
+    indptr: Buf<i64>,
+    indices: Buf<i32>,
+    data: Buf<f32>,
+    post_indptr: Buf<i64>,
+    post_items: Buf<i32>,
+    post_weights: Buf<f32>,
+    /// Largest weight in each posting list (0 for empty lists): the MaxScore upper bounds.
+    term_max: Vec<f32>,
+}
+
+/// Names used in error messages when validating one CSR-shaped triple.
+struct CsrNames<'a> {
+    indptr: &'a str,
+    indices: &'a str,
+    data: &'a str,
+    row: &'a str,
+    n_cols: &'a str,
+}
+
+const CSR_NAMES: CsrNames<'static> = CsrNames {
+    indptr: "indptr",
+    indices: "indices",
+    data: "data",
+    row: "row",
+    n_cols: "n_terms",
+};
+
+/// Checks an offsets array: starts at 0, non-decreasing, ends at `nnz`.
+pub fn check_indptr(indptr: &[i64], nnz: usize, name: &str, nnz_name: &str) -> Result<()> {
+    let Some(&first) = indptr.first() else {
+        return Err(CoreError::invalid(format!(
+            "{name} must have at least one element (n + 1 offsets)"
+        )));
+    };
+    if first != 0 {
+        return Err(CoreError::invalid(format!(
+            "{name} must start at 0, got {first}"
+        )));
+    }
+    for (i, w) in indptr.windows(2).enumerate() {
+        if w[1] < w[0] {
+            return Err(CoreError::invalid(format!(
+                "{name} must be non-decreasing: position {} has {} after {}",
+                i + 1,
+                w[1],
+                w[0]
+            )));
+        }
+    }
+    let last = indptr[indptr.len() - 1];
+    if usize::try_from(last).ok() != Some(nnz) {
+        return Err(CoreError::invalid(format!(
+            "{name}[-1] must equal {nnz_name} = {nnz}, got {last}"
+        )));
+    }
+    Ok(())
+}
+
+/// Full validation of a CSR triple with `n_cols` columns.
+fn check_csr(
+    indptr: &[i64],
+    indices: &[i32],
+    data: &[f32],
+    n_cols: usize,
+    names: &CsrNames<'_>,
+) -> Result<()> {
+    if indices.len() != data.len() {
+        return Err(CoreError::invalid(format!(
+            "{} and {} must have the same length: {} vs {}",
+            names.indices,
+            names.data,
+            indices.len(),
+            data.len()
+        )));
+    }
+    let nnz_name = format!("nnz = len({})", names.indices);
+    check_indptr(indptr, indices.len(), names.indptr, &nnz_name)?;
+    for (r, w) in indptr.windows(2).enumerate() {
+        let (a, b) = (w[0] as usize, w[1] as usize);
+        let mut prev: i64 = -1;
+        for (p, &c) in indices[a..b].iter().enumerate() {
+            if c < 0 || c as usize >= n_cols {
+                return Err(CoreError::invalid(format!(
+                    "{} must be in [0, {}={n_cols}): position {} has {c}",
+                    names.indices,
+                    names.n_cols,
+                    a + p
+                )));
+            }
+            if i64::from(c) <= prev {
+                return Err(CoreError::invalid(format!(
+                    "{} must be strictly increasing within each {}: {} {r}, position {} has {c} after {prev}",
+                    names.indices, names.row, names.row, a + p
+                )));
+            }
+            prev = i64::from(c);
+        }
+    }
+    check_weights(data, names.data)
+}
+
+/// Checks that all weights are finite and `>= 0`.
+pub fn check_weights(w: &[f32], name: &str) -> Result<()> {
+    match w.iter().position(|x| !(x.is_finite() && *x >= 0.0)) {
+        Some(p) => Err(CoreError::invalid(format!(
+            "{name} must be finite and >= 0: position {p} has {}",
+            w[p]
+        ))),
+        None => Ok(()),
+    }
+}
+
+/// Transposes a (validated) CSR matrix with `n_cols` columns into CSC (rows ascending per column).
+pub fn transpose(
+    indptr: &[i64],
+    indices: &[i32],
+    data: &[f32],
+    n_cols: usize,
+) -> (Vec<i64>, Vec<i32>, Vec<f32>) {
+    let nnz = indices.len();
+    let mut counts = vec![0i64; n_cols + 1];
+    for &c in indices {
+        counts[c as usize + 1] += 1;
+    }
+    for i in 0..n_cols {
+        counts[i + 1] += counts[i];
+    }
+    let t_indptr = counts.clone();
+    let mut next = counts;
+    let mut t_rows = vec![0i32; nnz];
+    let mut t_data = vec![0f32; nnz];
+    for (r, w) in indptr.windows(2).enumerate() {
+        for p in w[0] as usize..w[1] as usize {
+            let c = indices[p] as usize;
+            let dst = next[c] as usize;
+            t_rows[dst] = r as i32;
+            t_data[dst] = data[p];
+            next[c] += 1;
+        }
+    }
+    (t_indptr, t_rows, t_data)
+}
+
+fn term_max(post_indptr: &[i64], post_weights: &[f32]) -> Vec<f32> {
+    post_indptr
+        .windows(2)
+        .map(|w| {
+            post_weights[w[0] as usize..w[1] as usize]
+                .iter()
+                .fold(0f32, |m, &x| m.max(x))
+        })
+        .collect()
+}
+
+impl KeywordMatrix {
+    /// Validates and copies a CSR matrix, then builds its postings.
+    pub fn from_csr(indptr: &[i64], indices: &[i32], data: &[f32], n_terms: usize) -> Result<Self> {
+        if n_terms > i32::MAX as usize {
+            return Err(CoreError::invalid(format!(
+                "n_terms must be <= {}, got {n_terms}",
+                i32::MAX
+            )));
+        }
+        check_csr(indptr, indices, data, n_terms, &CSR_NAMES)?;
+        let n_items = indptr.len() - 1;
+        if n_items > i32::MAX as usize {
+            return Err(CoreError::invalid("too many items for int32 ids"));
+        }
+        let (pi, pr, pw) = transpose(indptr, indices, data, n_terms);
+        let tm = term_max(&pi, &pw);
+        Ok(Self {
+            n_items,
+            n_terms,
+            indptr: indptr.to_vec().into(),
+            indices: indices.to_vec().into(),
+            data: data.to_vec().into(),
+            post_indptr: pi.into(),
+            post_items: pr.into(),
+            post_weights: pw.into(),
+            term_max: tm,
+        })
+    }
+
+    /// Memory-maps the six `.npy` files of an index directory.
+    ///
+    /// Always checks dtypes, shapes, lengths and the offsets arrays' ends, and that posting
+    /// weights are finite and `>= 0` (their maxima are needed anyway). With `validate`, also
+    /// checks every offset, id and ordering, and that the postings are exactly the transpose of
+    /// the CSR rows.
+    pub fn open(dir: &Path, validate: bool) -> Result<Self> {
+        let indptr = map_npy::<i64>(&dir.join(KW_INDPTR))?;
+        let indices = map_npy::<i32>(&dir.join(KW_INDICES))?;
+        let data = map_npy::<f32>(&dir.join(KW_DATA))?;
+        let post_indptr = map_npy::<i64>(&dir.join(KW_POST_INDPTR))?;
+        let post_items = map_npy::<i32>(&dir.join(KW_POST_ITEMS))?;
+        let post_weights = map_npy::<f32>(&dir.join(KW_POST_WEIGHTS))?;
+        let file_err = |name: &str, e: CoreError| CoreError::format(dir.join(name), e.to_string());
+
+        if indptr.is_empty() {
+            return Err(CoreError::format(
+                dir.join(KW_INDPTR),
+                "must have n_items + 1 >= 1 elements",
+            ));
+        }
+        if post_indptr.is_empty() {
+            return Err(CoreError::format(
+                dir.join(KW_POST_INDPTR),
+                "must have n_terms + 1 >= 1 elements",
+            ));
+        }
+        let n_items = indptr.len() - 1;
+        let n_terms = post_indptr.len() - 1;
+        if n_items > i32::MAX as usize || n_terms > i32::MAX as usize {
+            return Err(CoreError::format(dir.join(KW_INDPTR), "too many rows"));
+        }
+        let nnz = indices.len();
+        if data.len() != nnz {
+            return Err(CoreError::format(
+                dir.join(KW_DATA),
+                format!("has {} elements but {KW_INDICES} has {nnz}", data.len()),
+            ));
+        }
+        if post_items.len() != nnz {
+            return Err(CoreError::format(
+                dir.join(KW_POST_ITEMS),
+                format!(
+                    "has {} elements but {KW_INDICES} has {nnz}",
+                    post_items.len()
+                ),
+            ));
+        }
+        if post_weights.len() != nnz {
+            return Err(CoreError::format(
+                dir.join(KW_POST_WEIGHTS),
+                format!(
+                    "has {} elements but {KW_INDICES} has {nnz}",
+                    post_weights.len()
+                ),
+            ));
+        }
+        let ends = |b: &[i64], name: &str| -> Result<()> {
+            let (f, l) = (b[0], b[b.len() - 1]);
+            if f != 0 || usize::try_from(l).ok() != Some(nnz) {
+                return Err(CoreError::format(
+                    dir.join(name),
+                    format!("offsets must run from 0 to nnz = {nnz}, got {f} .. {l}"),
+                ));
+            }
+            Ok(())
+        };
+        ends(&indptr, KW_INDPTR)?;
+        ends(&post_indptr, KW_POST_INDPTR)?;
+        if validate {
+            check_csr(&indptr, &indices, &data, n_terms, &CSR_NAMES)
+                .map_err(|e| file_err("kw_indptr.npy/kw_indices.npy/kw_data.npy", e))?;
+            let post_names = CsrNames {
+                indptr: "post_indptr",
+                indices: "post_items",
+                data: "post_weights",
+                row: "term",
+                n_cols: "n_items",
+            };
+            check_csr(
+                &post_indptr,
+                &post_items,
+                &post_weights,
+                n_items,
+                &post_names,
+            )
+            .map_err(|e| {
+                file_err(
+                    "kw_post_indptr.npy/kw_post_items.npy/kw_post_weights.npy",
+                    e,
+                )
+            })?;
+            let (pi, pr, pw) = transpose(&indptr, &indices, &data, n_terms);
+            if pi[..] != post_indptr[..] || pr[..] != post_items[..] {
+                return Err(CoreError::format(
+                    dir.join(KW_POST_ITEMS),
+                    "postings are not the transpose of the CSR rows",
+                ));
+            }
+            if pw
+                .iter()
+                .zip(post_weights.iter())
+                .any(|(a, b)| a.to_bits() != b.to_bits())
+            {
+                return Err(CoreError::format(
+                    dir.join(KW_POST_WEIGHTS),
+                    "posting weights differ from the CSR values",
+                ));
+            }
+        } else {
+            // Enough that no later call can index out of bounds or see non-finite weights.
+            check_indptr(&indptr, nnz, "offsets", "nnz").map_err(|e| file_err(KW_INDPTR, e))?;
+            check_indptr(&post_indptr, nnz, "offsets", "nnz")
+                .map_err(|e| file_err(KW_POST_INDPTR, e))?;
+            check_ids(&indices, n_terms, "term ids", "n_terms")
+                .map_err(|e| file_err(KW_INDICES, e))?;
+            check_ids(&post_items, n_items, "item ids", "n_items")
+                .map_err(|e| file_err(KW_POST_ITEMS, e))?;
+            check_weights(&data, "weights").map_err(|e| file_err(KW_DATA, e))?;
+            check_weights(&post_weights, "weights").map_err(|e| file_err(KW_POST_WEIGHTS, e))?;
+        }
+        let tm = term_max(&post_indptr, &post_weights);
+        Ok(Self {
+            n_items,
+            n_terms,
+            indptr,
+            indices,
+            data,
+            post_indptr,
+            post_items,
+            post_weights,
+            term_max: tm,
+        })
+    }
+
+    /// Reads the CSR files of `dir` and writes the three postings files next to them.
+    pub fn write_postings(dir: &Path) -> Result<()> {
+        let indptr = map_npy::<i64>(&dir.join(KW_INDPTR))?;
+        let indices = map_npy::<i32>(&dir.join(KW_INDICES))?;
+        let data = map_npy::<f32>(&dir.join(KW_DATA))?;
+        let n_terms = indices.iter().map(|&t| t as usize + 1).max().unwrap_or(0);
+        check_csr(&indptr, &indices, &data, n_terms.max(1), &CSR_NAMES).map_err(|e| {
+            CoreError::format(
+                dir.join("kw_indptr.npy/kw_indices.npy/kw_data.npy"),
+                e.to_string(),
+            )
+        })?;
+        let (pi, pr, pw) = transpose(&indptr, &indices, &data, n_terms);
+        write_npy(&dir.join(KW_POST_INDPTR), &pi)?;
+        write_npy(&dir.join(KW_POST_ITEMS), &pr)?;
+        write_npy(&dir.join(KW_POST_WEIGHTS), &pw)
+    }
+
+    /// Number of items (rows).
+    pub fn n_items(&self) -> usize {
+        self.n_items
+    }
+    /// Number of terms (columns).
+    pub fn n_terms(&self) -> usize {
+        self.n_terms
+    }
+    /// Number of stored non-zeros.
+    pub fn nnz(&self) -> usize {
+        self.indices.len()
+    }
+    /// True when the arrays are memory-mapped files.
+    pub fn is_mapped(&self) -> bool {
+        self.indices.is_mapped()
+    }
+
+    /// Term ids and weights of item `i`.
+    #[inline]
+    pub fn row(&self, i: usize) -> (&[i32], &[f32]) {
+        let (a, b) = (self.indptr[i] as usize, self.indptr[i + 1] as usize);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    /// Item ids (ascending) and weights of term `t`'s posting list.
+    #[inline]
+    pub fn postings(&self, t: usize) -> (&[i32], &[f32]) {
+        let (a, b) = (
+            self.post_indptr[t] as usize,
+            self.post_indptr[t + 1] as usize,
+        );
+        (&self.post_items[a..b], &self.post_weights[a..b])
+    }
+
+    /// Largest weight in term `t`'s posting list.
+    #[inline]
+    pub fn term_max(&self, t: usize) -> f32 {
+        self.term_max[t]
+    }
+
+    /// Checks a sparse query: equal lengths, ids strictly increasing in `[0, n_terms)`,
+    /// weights finite and `>= 0`.
+    pub fn check_query(&self, terms: &[i32], weights: &[f32], tn: &str, wn: &str) -> Result<()> {
+        if terms.len() != weights.len() {
+            return Err(CoreError::invalid(format!(
+                "{tn} and {wn} must have the same length: {} vs {}",
+                terms.len(),
+                weights.len()
+            )));
+        }
+        let mut prev: i64 = -1;
+        for (p, &t) in terms.iter().enumerate() {
+            if t < 0 || t as usize >= self.n_terms {
+                return Err(CoreError::invalid(format!(
+                    "{tn} must be in [0, n_terms={}): position {p} has {t}",
+                    self.n_terms
+                )));
+            }
+            if i64::from(t) <= prev {
+                return Err(CoreError::invalid(format!(
+                    "{tn} must be strictly increasing: position {p} has {t} after {prev}"
+                )));
+            }
+            prev = i64::from(t);
+        }
+        check_weights(weights, wn)
+    }
+
+    /// Checks that every id in `items` is a valid item id.
+    pub fn check_items(&self, items: &[i32], name: &str) -> Result<()> {
+        match items
+            .iter()
+            .position(|&i| i < 0 || i as usize >= self.n_items)
+        {
+            Some(p) => Err(CoreError::invalid(format!(
+                "{name} must be in [0, n_items={}): position {p} has {}",
+                self.n_items, items[p]
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Dot product of the sparse query with each candidate row, in candidate order.
+    pub fn score(&self, terms: &[i32], weights: &[f32], candidates: &[i32]) -> Result<Vec<f32>> {
+        self.check_query(terms, weights, "q_terms", "q_weights")?;
+        self.check_items(candidates, "candidates")?;
+        Ok(with_scratch(self.n_items, self.n_terms, |s| {
+            let qd = &mut s.qdense[..self.n_terms];
+            for (&t, &w) in terms.iter().zip(weights) {
+                qd[t as usize] = w;
+            }
+            let out = candidates
+                .iter()
+                .map(|&c| self.dot_dense(c as usize, qd))
+                .collect();
+            for &t in terms {
+                qd[t as usize] = 0.0;
+            }
+            out
+        }))
+    }
+
+    /// Dot product of row `i` with a dense query.
+    #[inline]
+    pub fn dot_dense(&self, i: usize, qd: &[f32]) -> f32 {
+        let (idx, val) = self.row(i);
+        let mut s0 = 0f32;
+        for (&t, &v) in idx.iter().zip(val) {
+            s0 += qd[t as usize] * v;
+        }
+        s0
+    }
+}
+
+/// Checks that every id is in `[0, n)` (a branch-free min/max pass, then a search on failure).
+fn check_ids(ids: &[i32], n: usize, name: &str, n_name: &str) -> Result<()> {
+    let (lo, hi) = ids
+        .iter()
+        .fold((i32::MAX, i32::MIN), |(lo, hi), &x| (lo.min(x), hi.max(x)));
+    if ids.is_empty() || (lo >= 0 && (hi as usize) < n) {
+        return Ok(());
+    }
+    let p = ids
+        .iter()
+        .position(|&x| x < 0 || x as usize >= n)
+        .unwrap_or(0);
+    Err(CoreError::invalid(format!(
+        "{name} must be in [0, {n_name}={n}): position {p} has {}",
+        ids[p]
+    )))
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// 4 items x 5 terms; item 2 is empty.
+    pub(crate) fn small() -> KeywordMatrix {
+        let indptr = [0i64, 2, 5, 5, 7];
+        let indices = [0i32, 3, 1, 2, 3, 0, 4];
+        let data = [0.6f32, 0.8, 0.5, 0.5, 0.7, 1.0, 0.0];
+        KeywordMatrix::from_csr(&indptr, &indices, &data, 5).unwrap()
+    }
+
+    #[test]
+    fn postings_are_the_transpose() {
+        let m = small();
+        assert_eq!((m.n_items(), m.n_terms(), m.nnz()), (4, 5, 7));
+        assert_eq!(m.postings(0), (&[0, 3][..], &[0.6f32, 1.0][..]));
+        assert_eq!(m.postings(3), (&[0, 1][..], &[0.8f32, 0.7][..]));
+        assert_eq!(m.postings(4).0, &[3]);
+        assert_eq!(m.term_max(3), 0.8);
+        assert_eq!(m.row(2).0.len(), 0);
+    }
+
+    #[test]
+    fn score_matches_hand_computation() {
+        let m = small();
+        let s = m.score(&[0, 3], &[1.0, 2.0], &[0, 2, 3, 0, 1]).unwrap();
+        let expect = [0.6 + 1.6, 0.0, 1.0, 2.2, 2.0 * 0.7];
+        for (a, b) in s.iter().zip(expect) {
+            assert!((a - b).abs() < 1e-6, "{s:?}");
+        }
+        assert!(m.score(&[], &[], &[]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn rejects_bad_csr() {
+        let e = |r: Result<KeywordMatrix>| r.err().unwrap().to_string();
+        assert!(e(KeywordMatrix::from_csr(&[1, 2], &[0], &[1.0], 3)).contains("start at 0"));
+        assert!(
+            e(KeywordMatrix::from_csr(&[0, 2, 1], &[0, 1], &[1.0, 1.0], 3))
+                .contains("non-decreasing")
+        );
+        assert!(e(KeywordMatrix::from_csr(&[0, 2], &[1, 1], &[1.0, 1.0], 3))
+            .contains("position 1 has 1 after 1"));
+        assert!(e(KeywordMatrix::from_csr(&[0, 1], &[3], &[1.0], 3)).contains("n_terms=3"));
+        assert!(e(KeywordMatrix::from_csr(&[0, 1], &[0], &[f32::NAN], 3)).contains("finite"));
+        assert!(e(KeywordMatrix::from_csr(&[0, 1], &[0], &[1.0, 2.0], 3)).contains("same length"));
+        assert!(e(KeywordMatrix::from_csr(&[0, 2], &[0], &[1.0], 3)).contains("indptr[-1]"));
+        assert!(e(KeywordMatrix::from_csr(&[], &[], &[], 3)).contains("at least one"));
+    }
+
+    #[test]
+    fn rejects_bad_queries() {
+        let m = small();
+        let e = |r: Result<Vec<f32>>| r.err().unwrap().to_string();
+        assert_eq!(
+            e(m.score(&[1, 3, 3], &[1.0; 3], &[0])),
+            "q_terms must be strictly increasing: position 2 has 3 after 3"
+        );
+        assert!(e(m.score(&[5], &[1.0], &[0])).contains("n_terms=5"));
+        assert!(e(m.score(&[1], &[-1.0], &[0])).contains("q_weights must be finite"));
+        assert!(e(m.score(&[1], &[1.0, 2.0], &[0])).contains("same length"));
+        assert!(e(m.score(&[1], &[1.0], &[4])).contains("candidates must be in [0, n_items=4)"));
+    }
+
+    #[test]
+    fn open_roundtrip() {
+        let m = small();
+        let d = std::env::temp_dir().join(format!("reelrank_csr_{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        write_npy(&d.join(KW_INDPTR), &m.indptr).unwrap();
+        write_npy(&d.join(KW_INDICES), &m.indices).unwrap();
+        write_npy(&d.join(KW_DATA), &m.data).unwrap();
+        KeywordMatrix::write_postings(&d).unwrap();
+        for validate in [false, true] {
+            let o = KeywordMatrix::open(&d, validate).unwrap();
+            assert!(o.is_mapped());
+            assert_eq!(o.n_items(), 4);
+            // write_postings infers n_terms from the largest id present (4 here)
+            assert_eq!(o.n_terms(), 5);
+            assert_eq!(o.postings(3), m.postings(3));
+        }
+        write_npy(&d.join(KW_POST_WEIGHTS), &[1f32; 6]).unwrap();
+        let err = KeywordMatrix::open(&d, false).err().unwrap().to_string();
+        assert!(err.contains(KW_POST_WEIGHTS), "{err}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+}

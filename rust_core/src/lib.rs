@@ -1,0 +1,300 @@
+//! `server._core`: Python bindings over reelrank's pure Rust keyword math.
+//!
+//! This file only converts and exports: numpy arrays in, numpy arrays out, the GIL released
+//! around every heavy call, and the single place where [`error::CoreError`] becomes a Python
+//! exception. The math lives in the modules below, which do not depend on PyO3.
+
+pub mod csr;
+pub mod error;
+pub mod npy;
+pub mod profile;
+mod scratch;
+pub mod topk;
+
+#[cfg(feature = "python")]
+mod py {
+    use std::panic::AssertUnwindSafe;
+    use std::path::PathBuf;
+
+    use numpy::{
+        Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+    };
+    use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
+    use pyo3::prelude::*;
+    use pyo3::types::PyTuple;
+
+    use crate::csr::KeywordMatrix as Core;
+    use crate::error::CoreError;
+    use crate::{profile, topk};
+
+    /// The one mapping from core errors to Python exceptions.
+    fn to_py_err(e: CoreError) -> PyErr {
+        match e {
+            CoreError::Invalid(_) | CoreError::Format { .. } => {
+                PyValueError::new_err(e.to_string())
+            }
+            CoreError::Io { file, source } => {
+                let msg = source.to_string();
+                match source.raw_os_error() {
+                    // OSError(errno, strerror, filename) picks the subclass (FileNotFoundError...)
+                    Some(errno) => PyOSError::new_err((errno, msg, file.display().to_string())),
+                    None => PyOSError::new_err(format!("{}: {msg}", file.display())),
+                }
+            }
+        }
+    }
+
+    /// Runs `f` without the GIL; maps core errors, and turns a (never expected) panic into a
+    /// `RuntimeError` instead of letting it cross the boundary.
+    fn heavy<T: Send>(
+        py: Python<'_>,
+        f: impl FnOnce() -> Result<T, CoreError> + Send,
+    ) -> PyResult<T> {
+        py.detach(|| std::panic::catch_unwind(AssertUnwindSafe(f)))
+            .map_err(|p| {
+                let msg = p
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_string())
+                    .or_else(|| p.downcast_ref::<String>().cloned())
+                    .unwrap_or_default();
+                PyRuntimeError::new_err(format!("internal error in reelrank core: {msg}"))
+            })?
+            .map_err(to_py_err)
+    }
+
+    /// A 1-D numpy argument: borrowed when contiguous, else copied.
+    enum Arr<'py, T: Element + Copy> {
+        Borrowed(PyReadonlyArray1<'py, T>),
+        Copied(Vec<T>),
+    }
+
+    impl<T: Element + Copy> Arr<'_, T> {
+        fn slice(&self) -> &[T] {
+            match self {
+                Self::Borrowed(a) => a.as_slice().unwrap_or(&[]),
+                Self::Copied(v) => v,
+            }
+        }
+    }
+
+    /// Extracts a 1-D array of exactly dtype `T`, with a clear `TypeError` otherwise.
+    fn arr<'py, T: Element + Copy>(
+        obj: &Bound<'py, PyAny>,
+        name: &str,
+        dtype: &str,
+    ) -> PyResult<Arr<'py, T>> {
+        if let Ok(a) = obj.cast::<PyArray1<T>>() {
+            let ro = a.try_readonly().map_err(|e| {
+                PyValueError::new_err(format!("{name}: cannot read the array: {e}"))
+            })?;
+            return Ok(if ro.as_slice().is_ok() {
+                Arr::Borrowed(ro)
+            } else {
+                Arr::Copied(ro.as_array().iter().copied().collect())
+            });
+        }
+        let got = match obj.cast::<PyUntypedArray>() {
+            Ok(a) => format!("a {}-D array of dtype {}", a.ndim(), a.dtype()),
+            Err(_) => format!("{}", obj.get_type().name()?),
+        };
+        Err(PyTypeError::new_err(format!(
+            "{name} must be a 1-D numpy array of dtype {dtype}, got {got}"
+        )))
+    }
+
+    fn non_negative(v: i64, name: &str) -> PyResult<usize> {
+        usize::try_from(v)
+            .map_err(|_| PyValueError::new_err(format!("{name} must be >= 0, got {v}")))
+    }
+
+    fn pair<'py>(py: Python<'py>, ids: Vec<i32>, vals: Vec<f32>) -> PyResult<Bound<'py, PyTuple>> {
+        PyTuple::new(
+            py,
+            [
+                PyArray1::from_vec(py, ids).into_any(),
+                PyArray1::from_vec(py, vals).into_any(),
+            ],
+        )
+    }
+
+    /// Item keyword vectors: CSR (rows = items, L2-normalised TF-IDF, f32) plus an inverted
+    /// index (postings per term).
+    #[pyclass(name = "KeywordMatrix", module = "server._core", frozen)]
+    struct KeywordMatrix {
+        inner: Core,
+    }
+
+    #[pymethods]
+    impl KeywordMatrix {
+        /// Validates and copies a CSR matrix (items x terms) and builds its postings.
+        #[staticmethod]
+        fn from_csr(
+            py: Python<'_>,
+            indptr: &Bound<'_, PyAny>,
+            indices: &Bound<'_, PyAny>,
+            data: &Bound<'_, PyAny>,
+            n_terms: i64,
+        ) -> PyResult<Self> {
+            let n_terms = non_negative(n_terms, "n_terms")?;
+            let a = arr::<i64>(indptr, "indptr", "int64")?;
+            let b = arr::<i32>(indices, "indices", "int32")?;
+            let c = arr::<f32>(data, "data", "float32")?;
+            let (a, b, c) = (a.slice(), b.slice(), c.slice());
+            let inner = heavy(py, || Core::from_csr(a, b, c, n_terms))?;
+            Ok(Self { inner })
+        }
+
+        /// Memory-maps the six kw_*.npy files of `directory`.
+        #[staticmethod]
+        #[pyo3(signature = (directory, validate = false))]
+        fn open(py: Python<'_>, directory: PathBuf, validate: bool) -> PyResult<Self> {
+            let inner = heavy(py, || Core::open(&directory, validate))?;
+            Ok(Self { inner })
+        }
+
+        /// Reads kw_indptr/kw_indices/kw_data.npy in `directory` and writes the postings files.
+        #[staticmethod]
+        fn write_postings(py: Python<'_>, directory: PathBuf) -> PyResult<()> {
+            heavy(py, || Core::write_postings(&directory))
+        }
+
+        /// Number of items (rows).
+        #[getter]
+        fn n_items(&self) -> usize {
+            self.inner.n_items()
+        }
+
+        /// Number of terms (columns).
+        #[getter]
+        fn n_terms(&self) -> usize {
+            self.inner.n_terms()
+        }
+
+        /// Number of stored non-zeros.
+        #[getter]
+        fn nnz(&self) -> usize {
+            self.inner.nnz()
+        }
+
+        fn __repr__(&self) -> String {
+            format!(
+                "KeywordMatrix(n_items={}, n_terms={}, nnz={}, mapped={})",
+                self.inner.n_items(),
+                self.inner.n_terms(),
+                self.inner.nnz(),
+                self.inner.is_mapped()
+            )
+        }
+
+        /// Dot product of the sparse query with each candidate row, in candidate order.
+        fn score<'py>(
+            &self,
+            py: Python<'py>,
+            q_terms: &Bound<'py, PyAny>,
+            q_weights: &Bound<'py, PyAny>,
+            candidates: &Bound<'py, PyAny>,
+        ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+            let t = arr::<i32>(q_terms, "q_terms", "int32")?;
+            let w = arr::<f32>(q_weights, "q_weights", "float32")?;
+            let c = arr::<i32>(candidates, "candidates", "int32")?;
+            let (t, w, c) = (t.slice(), w.slice(), c.slice());
+            let out = heavy(py, || self.inner.score(t, w, c))?;
+            Ok(PyArray1::from_vec(py, out))
+        }
+
+        /// Exact top-k over the catalogue (scores > 0 only), best first, ties by item id.
+        #[pyo3(signature = (q_terms, q_weights, k, exclude = None))]
+        fn topk<'py>(
+            &self,
+            py: Python<'py>,
+            q_terms: &Bound<'py, PyAny>,
+            q_weights: &Bound<'py, PyAny>,
+            k: i64,
+            exclude: Option<&Bound<'py, PyAny>>,
+        ) -> PyResult<Bound<'py, PyTuple>> {
+            let k = non_negative(k, "k")?;
+            let t = arr::<i32>(q_terms, "q_terms", "int32")?;
+            let w = arr::<f32>(q_weights, "q_weights", "float32")?;
+            let e = exclude
+                .map(|e| arr::<i32>(e, "exclude", "int32"))
+                .transpose()?;
+            let (t, w) = (t.slice(), w.slice());
+            let e = e.as_ref().map_or(&[][..], Arr::slice);
+            let r = heavy(py, || topk::topk(&self.inner, t, w, k, e))?;
+            pair(py, r.ids, r.scores)
+        }
+
+        /// Exact top-k for CSR-form queries, in parallel; `[n_queries, k]` arrays padded with
+        /// id -1 and score 0.
+        #[pyo3(signature = (q_indptr, q_terms, q_weights, k, exclude_indptr = None, exclude = None, n_threads = 0))]
+        #[allow(clippy::too_many_arguments)]
+        fn topk_batch<'py>(
+            &self,
+            py: Python<'py>,
+            q_indptr: &Bound<'py, PyAny>,
+            q_terms: &Bound<'py, PyAny>,
+            q_weights: &Bound<'py, PyAny>,
+            k: i64,
+            exclude_indptr: Option<&Bound<'py, PyAny>>,
+            exclude: Option<&Bound<'py, PyAny>>,
+            n_threads: i64,
+        ) -> PyResult<Bound<'py, PyTuple>> {
+            let k = non_negative(k, "k")?;
+            let n_threads = non_negative(n_threads, "n_threads")?;
+            let p = arr::<i64>(q_indptr, "q_indptr", "int64")?;
+            let t = arr::<i32>(q_terms, "q_terms", "int32")?;
+            let w = arr::<f32>(q_weights, "q_weights", "float32")?;
+            let ep = exclude_indptr
+                .map(|e| arr::<i64>(e, "exclude_indptr", "int64"))
+                .transpose()?;
+            let e = exclude
+                .map(|e| arr::<i32>(e, "exclude", "int32"))
+                .transpose()?;
+            let ex = match (&ep, &e) {
+                (Some(ep), Some(e)) => Some((ep.slice(), e.slice())),
+                (None, None) => None,
+                _ => {
+                    return Err(PyValueError::new_err(
+                        "exclude_indptr and exclude must be given together",
+                    ))
+                }
+            };
+            let (p, t, w) = (p.slice(), t.slice(), w.slice());
+            let r = heavy(py, || {
+                topk::topk_batch(&self.inner, p, t, w, k, ex, n_threads)
+            })?;
+            let ids = PyArray1::from_vec(py, r.ids).reshape([r.n_queries, k])?;
+            let scores = PyArray1::from_vec(py, r.scores).reshape([r.n_queries, k])?;
+            PyTuple::new(py, [ids.into_any(), scores.into_any()])
+        }
+
+        /// User keyword profile from weighted, time-decayed item events.
+        fn build_profile<'py>(
+            &self,
+            py: Python<'py>,
+            items: &Bound<'py, PyAny>,
+            weights: &Bound<'py, PyAny>,
+            ages_s: &Bound<'py, PyAny>,
+            half_life_s: f64,
+            max_terms: i64,
+        ) -> PyResult<Bound<'py, PyTuple>> {
+            let max_terms = non_negative(max_terms, "max_terms")?;
+            let i = arr::<i32>(items, "items", "int32")?;
+            let w = arr::<f32>(weights, "weights", "float32")?;
+            let a = arr::<f64>(ages_s, "ages_s", "float64")?;
+            let (i, w, a) = (i.slice(), w.slice(), a.slice());
+            let p = heavy(py, || {
+                profile::build_profile(&self.inner, i, w, a, half_life_s, max_terms)
+            })?;
+            pair(py, p.terms, p.weights)
+        }
+    }
+
+    /// reelrank's Rust core: sparse keyword scoring, exact top-k and user profiles.
+    #[pymodule]
+    fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_class::<KeywordMatrix>()?;
+        m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+        Ok(())
+    }
+}

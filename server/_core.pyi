@@ -1,0 +1,115 @@
+"""Type stubs for ``server._core``, reelrank's Rust core (checked by ``mypy.stubtest``).
+
+All array arguments are 1-D numpy arrays of exactly the dtype shown (non-contiguous arrays are
+copied); a wrong dtype raises ``TypeError``. Invalid values (lengths, ordering, ranges,
+non-finite or negative weights, ``k < 0``) raise ``ValueError`` naming the problem. Every heavy
+call releases the GIL.
+"""
+
+import os
+from typing import final
+
+import numpy as np
+from numpy.typing import NDArray
+
+__all__ = ["KeywordMatrix", "__version__"]
+
+__version__: str
+
+@final
+class KeywordMatrix:
+    """Item keyword vectors: CSR (rows = items, L2-normalised TF-IDF, f32) plus an inverted
+    index (postings per term)."""
+
+    @staticmethod
+    def from_csr(
+        indptr: NDArray[np.int64],
+        indices: NDArray[np.int32],
+        data: NDArray[np.float32],
+        n_terms: int,
+    ) -> KeywordMatrix:
+        """Validate and copy a CSR matrix (items x terms), then build its postings.
+
+        ``indptr`` starts at 0, is non-decreasing and ends at ``nnz``; term ids are in
+        ``[0, n_terms)`` and strictly increasing within each row; ``data`` is finite and >= 0.
+        """
+
+    @staticmethod
+    def open(directory: str | os.PathLike[str], validate: bool = False) -> KeywordMatrix:
+        """Memory-map ``kw_{indptr,indices,data,post_indptr,post_items,post_weights}.npy``.
+
+        Always checks dtypes, shapes, lengths, offsets, id ranges and weights (so no later call
+        can read out of bounds); ``validate=True`` also checks id ordering and that the postings
+        are exactly the transpose of the CSR rows. Raises ``ValueError`` naming the bad file,
+        ``OSError`` (e.g. ``FileNotFoundError``) when a file cannot be read.
+        """
+
+    @staticmethod
+    def write_postings(directory: str | os.PathLike[str]) -> None:
+        """Write the three ``kw_post_*.npy`` files from the CSR files of ``directory``.
+
+        ``n_terms`` is inferred as the largest term id + 1.
+        """
+
+    @property
+    def n_items(self) -> int:
+        """Number of items (rows)."""
+
+    @property
+    def n_terms(self) -> int:
+        """Number of terms (columns)."""
+
+    @property
+    def nnz(self) -> int:
+        """Number of stored non-zeros."""
+
+    def score(
+        self,
+        q_terms: NDArray[np.int32],
+        q_weights: NDArray[np.float32],
+        candidates: NDArray[np.int32],
+    ) -> NDArray[np.float32]:
+        """Dot product of the sparse query with each candidate row, in candidate order.
+
+        Query term ids strictly increasing, weights finite and >= 0; candidates may repeat.
+        """
+
+    def topk(
+        self,
+        q_terms: NDArray[np.int32],
+        q_weights: NDArray[np.float32],
+        k: int,
+        exclude: NDArray[np.int32] | None = None,
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """Exact top-k over the catalogue: items with score > 0 only (so ``len <= k``), not in
+        ``exclude``, sorted by score descending then item id ascending."""
+
+    def topk_batch(
+        self,
+        q_indptr: NDArray[np.int64],
+        q_terms: NDArray[np.int32],
+        q_weights: NDArray[np.float32],
+        k: int,
+        exclude_indptr: NDArray[np.int64] | None = None,
+        exclude: NDArray[np.int32] | None = None,
+        n_threads: int = 0,
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """``topk`` for CSR-form queries, in parallel (``n_threads=0``: all cores).
+
+        Returns ``[n_queries, k]`` arrays padded with id -1 and score 0.0. ``exclude_indptr``
+        and ``exclude`` (CSR form, one list per query) must be given together.
+        """
+
+    def build_profile(
+        self,
+        items: NDArray[np.int32],
+        weights: NDArray[np.float32],
+        ages_s: NDArray[np.float64],
+        half_life_s: float,
+        max_terms: int,
+    ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+        """User keyword profile ``sum_i weights[i] * 0.5**(ages_s[i]/half_life_s) * row(items[i])``.
+
+        Keeps terms with positive totals, the ``max_terms`` largest (ties: lower term id),
+        L2-normalised; term ids ascending. Empty input gives empty arrays.
+        """
