@@ -35,8 +35,15 @@ def include_dirs(scratch: Path) -> list[str]:
     googleapis = Path(next(iter(google.longrunning.__path__))).parent.parent
     lro = scratch / "google" / "longrunning"
     lro.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(googleapis / "google/longrunning/operations_proto.proto", lro / "operations.proto")
-    return [str(PROTO_DIR), str(scratch), str(googleapis), str(resources.files("grpc_tools") / "_proto")]
+    shutil.copyfile(
+        googleapis / "google/longrunning/operations_proto.proto", lro / "operations.proto"
+    )
+    return [
+        str(PROTO_DIR),
+        str(scratch),
+        str(googleapis),
+        str(resources.files("grpc_tools") / "_proto"),
+    ]
 
 
 def _generate(out_dir: Path) -> None:

@@ -24,6 +24,7 @@ from server.errors import ErrorMappingInterceptor
 from server.index.loaded import LoadedSnapshot
 from server.index.store import SnapshotStore
 from server.pipeline import rank as pipeline
+from server.pipeline.types import FairnessParams
 from server.services.admin_service import IndexAdminService, Operations
 from server.services.ranking_service import RankingService
 
@@ -41,7 +42,11 @@ class App:
     config: ServerConfig
 
     def set_serving(self, serving: bool) -> None:
-        status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
+        status = (
+            health_pb2.HealthCheckResponse.SERVING
+            if serving
+            else health_pb2.HealthCheckResponse.NOT_SERVING
+        )
         for name in ("", RANKING):
             self.health.set(name, status)
 
@@ -53,8 +58,7 @@ class App:
 
 def warm_up(snap: LoadedSnapshot) -> None:
     """Run a few real requests so first user requests do not pay for page faults and caches."""
-    users = snap.user_ids[: min(4, snap.n_users)] + [""]
-    from server.pipeline.types import FairnessParams
+    users = [*snap.user_ids[: min(4, snap.n_users)], ""]
 
     for u in users:
         pipeline.rank(snap, u, [], [], 20, 500, FairnessParams())
@@ -72,13 +76,23 @@ def create_server(config: ServerConfig, *, load: bool = True) -> App:
         options=[("grpc.so_reuseport", 0)],
     )
     ops = Operations()
-    ranking_service_pb2_grpc.add_RankingServiceServicer_to_server(RankingService(store, config), server)
-    index_admin_service_pb2_grpc.add_IndexAdminServiceServicer_to_server(IndexAdminService(store, config, ops), server)
+    # The generated registration helpers carry no annotations.
+    add_ranking = ranking_service_pb2_grpc.add_RankingServiceServicer_to_server
+    add_admin = index_admin_service_pb2_grpc.add_IndexAdminServiceServicer_to_server
+    add_ranking(RankingService(store, config), server)  # type: ignore[no-untyped-call]
+    add_admin(IndexAdminService(store, config, ops), server)  # type: ignore[no-untyped-call]
     operations_pb2_grpc.add_OperationsServicer_to_server(ops, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (RANKING, ADMIN, "google.longrunning.Operations", reflection.SERVICE_NAME, health.SERVICE_NAME), server
+        (
+            RANKING,
+            ADMIN,
+            "google.longrunning.Operations",
+            reflection.SERVICE_NAME,
+            health.SERVICE_NAME,
+        ),
+        server,
     )
     port = server.add_insecure_port(f"{config.host}:{config.port}")
     if port == 0:
@@ -89,5 +103,8 @@ def create_server(config: ServerConfig, *, load: bool = True) -> App:
     if load:
         snap = store.load_newest()
         if snap is None:
-            log.warning("no snapshot under %s: ranking RPCs answer FAILED_PRECONDITION until one is built", config.snapshot_dir)
+            log.warning(
+                "no snapshot under %s: ranking RPCs answer FAILED_PRECONDITION until one is built",
+                config.snapshot_dir,
+            )
     return app

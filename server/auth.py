@@ -34,10 +34,14 @@ class AdminAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             )
         header = dict(details.invocation_metadata or ()).get("authorization")
         if not header:
-            return _deny(grpc.StatusCode.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata")
+            return _deny(
+                grpc.StatusCode.UNAUTHENTICATED, "missing 'authorization: Bearer <token>' metadata"
+            )
         scheme, _, presented = str(header).partition(" ")
         if scheme.lower() != "bearer" or not presented:
-            return _deny(grpc.StatusCode.UNAUTHENTICATED, "authorization metadata must be 'Bearer <token>'")
+            return _deny(
+                grpc.StatusCode.UNAUTHENTICATED, "authorization metadata must be 'Bearer <token>'"
+            )
         if not hmac.compare_digest(presented.strip().encode(), self._token):
             return _deny(grpc.StatusCode.PERMISSION_DENIED, "admin token not accepted")
         return continuation(details)

@@ -24,7 +24,11 @@ class ServerConfig:
     default_num_candidates: int = 500
     fairness: FairnessParams = field(
         default_factory=lambda: FairnessParams(
-            policy=Policy.CREATOR_CAP, max_per_creator=2, creator_window=0, protected_groups=(), min_protected_share=0.2
+            policy=Policy.CREATOR_CAP,
+            max_per_creator=2,
+            creator_window=0,
+            protected_groups=(),
+            min_protected_share=0.2,
         )
     )
     admin_token: str | None = None

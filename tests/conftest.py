@@ -36,7 +36,11 @@ def built(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
 
 def make_app(snapshot_dir: Path, data_roots: tuple[Path, ...] = ()) -> App:
     cfg = ServerConfig(
-        port=0, snapshot_dir=snapshot_dir, admin_token=ADMIN_TOKEN, data_roots=data_roots, max_workers=4
+        port=0,
+        snapshot_dir=snapshot_dir,
+        admin_token=ADMIN_TOKEN,
+        data_roots=data_roots,
+        max_workers=4,
     )
     app = create_server(cfg)
     app.server.start()
@@ -58,6 +62,8 @@ def channel(app: App) -> Iterator[grpc.Channel]:
 
 
 def ml100k_path() -> Path | None:
-    raw = os.environ.get("REELRANK_ML100K") or str(Path(__file__).resolve().parents[2] / "shared/data/ml-100k")
+    raw = os.environ.get("REELRANK_ML100K") or str(
+        Path(__file__).resolve().parents[2] / "shared/data/ml-100k"
+    )
     p = Path(raw)
     return p if (p / "u.data").is_file() else None

@@ -21,7 +21,9 @@ from tests.conftest import ADMIN_TOKEN, make_app
 AUTH = (("authorization", f"Bearer {ADMIN_TOKEN}"),)
 
 
-def _wait(ops: operations_pb2_grpc.OperationsStub, name: str, timeout: float = 120) -> ops_pb.Operation:
+def _wait(
+    ops: operations_pb2_grpc.OperationsStub, name: str, timeout: float = 120
+) -> ops_pb.Operation:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         op = ops.GetOperation(ops_pb.GetOperationRequest(name=name), metadata=AUTH, timeout=10)
@@ -43,7 +45,9 @@ def admin_app(built: dict[str, Any], demo_dir: Path, tmp_path: Path) -> Any:
     app.stop(grace=0)
 
 
-def _stubs(app: App) -> tuple[grpc.Channel, pb_grpc.IndexAdminServiceStub, operations_pb2_grpc.OperationsStub]:
+def _stubs(
+    app: App,
+) -> tuple[grpc.Channel, pb_grpc.IndexAdminServiceStub, operations_pb2_grpc.OperationsStub]:
     ch = grpc.insecure_channel(f"127.0.0.1:{app.port}")
     return ch, pb_grpc.IndexAdminServiceStub(ch), operations_pb2_grpc.OperationsStub(ch)
 
@@ -56,7 +60,9 @@ def test_status_requires_token(admin_app: Any) -> None:
             admin.GetIndexStatus(pb.GetIndexStatusRequest(), timeout=5)
         assert err.value.code() == grpc.StatusCode.UNAUTHENTICATED
         with pytest.raises(grpc.RpcError) as err:
-            admin.GetIndexStatus(pb.GetIndexStatusRequest(), metadata=(("authorization", "Bearer nope"),), timeout=5)
+            admin.GetIndexStatus(
+                pb.GetIndexStatusRequest(), metadata=(("authorization", "Bearer nope"),), timeout=5
+            )
         assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
         status = admin.GetIndexStatus(pb.GetIndexStatusRequest(), metadata=AUTH, timeout=5)
         assert status.serving
@@ -71,14 +77,19 @@ def test_rebuild_swaps_snapshot_and_rank_reports_it(admin_app: Any) -> None:
     ch, admin, ops = _stubs(app)
     with ch:
         op = admin.RebuildIndex(
-            pb.RebuildIndexRequest(interactions_path=str(data / "interactions.csv"), items_path=str(data / "items.csv")),
+            pb.RebuildIndexRequest(
+                interactions_path=str(data / "interactions.csv"), items_path=str(data / "items.csv")
+            ),
             metadata=AUTH,
             timeout=10,
         )
         assert op.name.startswith("operations/") and not op.done
         with pytest.raises(grpc.RpcError) as err:
             admin.RebuildIndex(
-                pb.RebuildIndexRequest(interactions_path=str(data / "interactions.csv"), items_path=str(data / "items.csv")),
+                pb.RebuildIndexRequest(
+                    interactions_path=str(data / "interactions.csv"),
+                    items_path=str(data / "items.csv"),
+                ),
                 metadata=AUTH,
                 timeout=10,
             )
@@ -105,7 +116,9 @@ def test_failed_rebuild_keeps_serving_old_snapshot(admin_app: Any) -> None:
     ch, admin, ops = _stubs(app)
     with ch:
         op = admin.RebuildIndex(
-            pb.RebuildIndexRequest(interactions_path=str(data / "interactions.csv"), items_path=str(bad)),
+            pb.RebuildIndexRequest(
+                interactions_path=str(data / "interactions.csv"), items_path=str(bad)
+            ),
             metadata=AUTH,
             timeout=10,
         )
@@ -124,7 +137,8 @@ def test_rebuild_path_outside_data_roots_refused(admin_app: Any, tmp_path: Path)
         with pytest.raises(grpc.RpcError) as err:
             admin.RebuildIndex(
                 pb.RebuildIndexRequest(
-                    interactions_path=str(data / ".." / ".." / "etc-passwd.csv"), items_path=str(data / "items.csv")
+                    interactions_path=str(data / ".." / ".." / "etc-passwd.csv"),
+                    items_path=str(data / "items.csv"),
                 ),
                 metadata=AUTH,
                 timeout=10,

@@ -30,7 +30,11 @@ def test_manifest_and_arrays_are_consistent(built: dict[str, Any]) -> None:
     norms = np.sqrt(np.asarray(kw.multiply(kw).sum(axis=1)).ravel())
     assert np.allclose(norms[norms > 0], 1.0, atol=1e-5)
     post = sp.csc_matrix(
-        (np.load(d / "kw_post_weights.npy"), np.load(d / "kw_post_items.npy"), np.load(d / "kw_post_indptr.npy")),
+        (
+            np.load(d / "kw_post_weights.npy"),
+            np.load(d / "kw_post_items.npy"),
+            np.load(d / "kw_post_indptr.npy"),
+        ),
         shape=kw.shape,
     )
     assert (post != kw).nnz == 0
@@ -62,7 +66,9 @@ def test_tfidf_tokenises_chinese_and_english() -> None:
 
 def test_prune_rows_topk_matches_dense() -> None:
     rng = np.random.default_rng(1)
-    m = sp.random(30, 50, density=0.3, random_state=2, format="csr") - 0.2 * sp.random(30, 50, density=0.1, random_state=3)
+    m = sp.random(30, 50, density=0.3, random_state=2, format="csr") - 0.2 * sp.random(
+        30, 50, density=0.1, random_state=3
+    )
     out = text.prune_rows_topk(sp.csr_matrix(m), 4).toarray()
     dense = sp.csr_matrix(m).toarray()
     for r in range(30):
@@ -86,7 +92,9 @@ def test_bad_input_publishes_nothing(demo_dir: Path, tmp_path: Path) -> None:
     assert not root.exists() or list(root.iterdir()) == []
 
 
-def test_corrupt_or_incomplete_snapshots_are_rejected(built: dict[str, Any], tmp_path: Path) -> None:
+def test_corrupt_or_incomplete_snapshots_are_rejected(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
     d = tmp_path / built["version"]
     shutil.copytree(built["path"], d)
     open_snapshot(d)

@@ -175,15 +175,22 @@ def test_truncated_file(matrix: sp.csr_matrix, tmp_path: Path) -> None:
 
 def test_validate_catches_inconsistent_postings(matrix: sp.csr_matrix, tmp_path: Path) -> None:
     write_index(matrix, tmp_path)
+    # unsorted posting list: the cheap checks already refuse it (the tiled top-k needs order)
     post = np.load(tmp_path / "kw_post_items.npy")
     ip = np.load(tmp_path / "kw_post_indptr.npy")
-    # swap two items inside the first long posting list: in range, so only validate sees it
     t = int(np.argmax(np.diff(ip)))
     a = int(ip[t])
     post[[a, a + 1]] = post[[a + 1, a]]
     np.save(tmp_path / "kw_post_items.npy", post)
+    with pytest.raises(ValueError, match=r"kw_post_items\.npy.*strictly increasing"):
+        KeywordMatrix.open(str(tmp_path))
+    # a posting weight that disagrees with the CSR value: only validate=True compares them
+    write_index(matrix, tmp_path)
+    pw = np.load(tmp_path / "kw_post_weights.npy")
+    pw[0] += 0.5
+    np.save(tmp_path / "kw_post_weights.npy", pw)
     KeywordMatrix.open(str(tmp_path))  # cheap checks pass
-    with pytest.raises(ValueError, match=r"kw_post_items\.npy"):
+    with pytest.raises(ValueError, match=r"kw_post_weights\.npy: posting weights differ"):
         KeywordMatrix.open(str(tmp_path), validate=True)
     # term ids unsorted within a row
     write_index(matrix, tmp_path)

@@ -239,18 +239,25 @@ def zipf_matrix(n_items: int, n_terms: int, nnz_per_row: int, seed: int) -> sp.c
 
 
 def test_topk_realistic_zipf_catalogue() -> None:
-    """Larger skewed catalogue: exercises MaxScore pruning and the rescoring path."""
-    x = zipf_matrix(20000, 2000, 12, seed=5)
+    """Skewed catalogue over several 65,536-item tiles: exercises the dense path, MaxScore
+    pruning with row rescoring, and the sparse path (rare-term queries)."""
+    n_items, n_terms = 150_000, 2000
+    x = zipf_matrix(n_items, n_terms, 12, seed=5)
     m = to_kw(x)
     rng = np.random.default_rng(9)
-    p = 1.0 / np.arange(1, 2001)
+    p = 1.0 / np.arange(1, n_terms + 1)
     p /= p.sum()
     for qlen, k in [(1, 10), (5, 100), (50, 10), (200, 100), (200, 1)]:
-        t = np.unique(rng.choice(2000, size=qlen, p=p)).astype(np.int32)
+        t = np.unique(rng.choice(n_terms, size=qlen, p=p)).astype(np.int32)
         w = rng.random(len(t)).astype(np.float32)
-        exclude = rng.integers(0, 20000, size=50).astype(np.int32)
-        all_scores = np.asarray(x @ dense_query(2000, t, w), dtype=np.float32)
-        check_topk(m.topk(t, w, k, exclude), ref_topk(x, t, w, k, exclude.tolist()), all_scores)
+        exclude = rng.integers(0, n_items, size=50).astype(np.int32)
+        all_scores = np.asarray(x @ dense_query(n_terms, t, w), dtype=np.float32)
+        want = ref_topk(x, t, w, k, exclude.tolist())
+        check_topk(m.topk(t, w, k, exclude), want, all_scores)
+    rare = np.array([n_terms - 1], dtype=np.int32)
+    one = np.ones(1, dtype=np.float32)
+    all_scores = np.asarray(x @ dense_query(n_terms, rare, one), dtype=np.float32)
+    check_topk(m.topk(rare, one, 10), ref_topk(x, rare, one, 10, []), all_scores)
 
 
 def test_noncontiguous_inputs_are_accepted() -> None:

@@ -30,25 +30,29 @@ def _write(path: Path, text: str) -> Path:
 
 
 def _interactions_table() -> pa.Table:
-    return pa.table({
-        "user_id": ["u1", "u2", "u1", "u3", "u2"],
-        "item_id": ["a", "b", "b", "c", "a"],
-        "event": ["view", "like", None, "share", "skip"],
-        "weight": [None, None, 2.5, 10.0, None],
-        "timestamp": [1_700_000_000, 1_700_000_100, 1_700_000_200, 1_700_000_300, 5],
-        "watch_ratio": [0.5, None, None, 1.25, 0.0],
-    })
+    return pa.table(
+        {
+            "user_id": ["u1", "u2", "u1", "u3", "u2"],
+            "item_id": ["a", "b", "b", "c", "a"],
+            "event": ["view", "like", None, "share", "skip"],
+            "weight": [None, None, 2.5, 10.0, None],
+            "timestamp": [1_700_000_000, 1_700_000_100, 1_700_000_200, 1_700_000_300, 5],
+            "watch_ratio": [0.5, None, None, 1.25, 0.0],
+        }
+    )
 
 
 def _items_table() -> pa.Table:
-    return pa.table({
-        "item_id": ["a", "b", "c"],
-        "creator_id": ["c1", "c1", "c2"],
-        "keywords": ["cooking|美食|家常菜", "Fitness | 健身 ||", None],
-        "title": ["Easy dinner, fast", "每天十分钟", "multi\nline \"quoted\""],
-        "publish_ts": [1_600_000_000, 1_600_000_001, 1_600_000_002],
-        "group": ["new_creator", None, "established"],
-    })
+    return pa.table(
+        {
+            "item_id": ["a", "b", "c"],
+            "creator_id": ["c1", "c1", "c2"],
+            "keywords": ["cooking|美食|家常菜", "Fitness | 健身 ||", None],
+            "title": ["Easy dinner, fast", "每天十分钟", 'multi\nline "quoted"'],
+            "publish_ts": [1_600_000_000, 1_600_000_001, 1_600_000_002],
+            "group": ["new_creator", None, "established"],
+        }
+    )
 
 
 # ----------------------------------------------------------------------------- schema
@@ -81,10 +85,10 @@ def test_interactions_round_trip(tmp_path: Path, suffix: str) -> None:
     # Explicit weight wins; otherwise the event's default weight.
     assert got.weight.tolist() == [1.0, 4.0, 2.5, 10.0, -1.0]
     assert got.weight.dtype == np.float32 and got.event.dtype == np.int8
-    assert got.timestamp.tolist() == [1_700_000_000, 1_700_000_100, 1_700_000_200,
-                                      1_700_000_300, 5]
-    np.testing.assert_array_equal(got.watch_ratio, np.array([0.5, np.nan, np.nan, 1.25, 0.0],
-                                                            dtype=np.float32))
+    assert got.timestamp.tolist() == [1_700_000_000, 1_700_000_100, 1_700_000_200, 1_700_000_300, 5]
+    np.testing.assert_array_equal(
+        got.watch_ratio, np.array([0.5, np.nan, np.nan, 1.25, 0.0], dtype=np.float32)
+    )
     assert got.rejected == {}
     assert sorted(got.user_vocab.tolist()) == ["u1", "u2", "u3"]
     assert got.user_index.dtype == np.int32
@@ -100,7 +104,7 @@ def test_items_round_trip(tmp_path: Path, suffix: str) -> None:
     assert items.creator_id.tolist() == ["c1", "c1", "c2"]
     # Tags are trimmed and lower-cased; empty tags and missing keywords become nothing.
     assert items.keywords.tolist() == ["cooking|美食|家常菜", "fitness|健身", ""]
-    assert items.title.tolist() == ["Easy dinner, fast", "每天十分钟", "multi\nline \"quoted\""]
+    assert items.title.tolist() == ["Easy dinner, fast", "每天十分钟", 'multi\nline "quoted"']
     assert items.publish_ts.tolist() == [1_600_000_000, 1_600_000_001, 1_600_000_002]
     assert items.group.tolist() == ["new_creator", "", "established"]
     assert items.keyword_lists() == [["cooking", "美食", "家常菜"], ["fitness", "健身"], []]
@@ -111,11 +115,13 @@ def test_items_round_trip(tmp_path: Path, suffix: str) -> None:
 
 
 def test_items_with_only_title_or_only_keywords(tmp_path: Path) -> None:
-    only_title = load_items(_write(tmp_path / "t.csv", "item_id,creator_id,title,publish_ts\n"
-                                                      "a,c,Hello,1\n"))
+    only_title = load_items(
+        _write(tmp_path / "t.csv", "item_id,creator_id,title,publish_ts\na,c,Hello,1\n")
+    )
     assert only_title.keywords.tolist() == [""] and only_title.group.tolist() == [""]
-    only_kw = load_items(_write(tmp_path / "k.csv", "item_id,creator_id,keywords,publish_ts\n"
-                                                   "a,c,x|y,1\n"))
+    only_kw = load_items(
+        _write(tmp_path / "k.csv", "item_id,creator_id,keywords,publish_ts\na,c,x|y,1\n")
+    )
     assert only_kw.title.tolist() == [""] and only_kw.keywords.tolist() == ["x|y"]
 
 
@@ -148,13 +154,15 @@ def test_timestamp_formats(tmp_path: Path) -> None:
 
 
 def test_parquet_native_types(tmp_path: Path) -> None:
-    table = pa.table({
-        "user_id": pa.array([1, 2], pa.int64()),  # numeric ids are fine: ids are text
-        "item_id": pa.array(["a", "b"]).dictionary_encode(),
-        "event": ["view", "like"],
-        "timestamp": pa.array([1_700_000_000_000, 1_700_000_001_500], pa.timestamp("ms")),
-        "watch_ratio": pa.array([0.5, None], pa.float32()),
-    })
+    table = pa.table(
+        {
+            "user_id": pa.array([1, 2], pa.int64()),  # numeric ids are fine: ids are text
+            "item_id": pa.array(["a", "b"]).dictionary_encode(),
+            "event": ["view", "like"],
+            "timestamp": pa.array([1_700_000_000_000, 1_700_000_001_500], pa.timestamp("ms")),
+            "watch_ratio": pa.array([0.5, None], pa.float32()),
+        }
+    )
     path = tmp_path / "i.parquet"
     write_table(table, path)
     got = load_interactions(path)
@@ -164,8 +172,9 @@ def test_parquet_native_types(tmp_path: Path) -> None:
 
 
 def test_case_and_space_tolerant_events_and_ignored_extra_columns(tmp_path: Path) -> None:
-    path = _write(tmp_path / "i.csv", "user_id,item_id,event,timestamp,extra\n"
-                                      " u1 ,a, Like ,1,whatever\n")
+    path = _write(
+        tmp_path / "i.csv", "user_id,item_id,event,timestamp,extra\n u1 ,a, Like ,1,whatever\n"
+    )
     got = load_interactions(path)
     assert got.event.tolist() == [event_code("like")]
     assert got.user_id.tolist() == ["u1"]
@@ -182,24 +191,40 @@ _OK = "u1,a,view,,1700000000,0.5\n"
     [
         (_OK + "u1,a,view,abc,1,\n", 3, "weight", "'abc' is not a number"),
         (_OK + "u1,a,view,inf,1,\n", 3, "weight", "'inf' is not a finite number"),
-        (_OK + _OK + "u1,a,view,,yesterday,\n", 4, "timestamp",
-         "'yesterday' is not a timestamp (expected integer seconds or ISO-8601)"),
+        (
+            _OK + _OK + "u1,a,view,,yesterday,\n",
+            4,
+            "timestamp",
+            "'yesterday' is not a timestamp (expected integer seconds or ISO-8601)",
+        ),
         (_OK + "u1,a,view,,,\n", 3, "timestamp", "empty timestamp"),
         (_OK + "u1,a,view,,1,lots\n", 3, "watch_ratio", "'lots' is not a number"),
         (_OK + "u1,a,view,,1,1.6\n", 3, "watch_ratio", "1.6 is outside [0, 1.5]"),
         (_OK + "u1,a,view,,1,-0.1\n", 3, "watch_ratio", "-0.1 is outside [0, 1.5]"),
-        (_OK + "u1,a,jump,,1,\n", 3, "event",
-         "unknown event type 'jump' (expected one of view, like, comment, share, favorite, "
-         "complete, skip, dislike)"),
+        (
+            _OK + "u1,a,jump,,1,\n",
+            3,
+            "event",
+            "unknown event type 'jump' (expected one of view, like, comment, share, favorite, "
+            "complete, skip, dislike)",
+        ),
         (_OK + ",a,view,,1,\n", 3, "user_id", "empty user_id"),
         (_OK + "u1, ,view,,1,\n", 3, "item_id", "empty item_id"),
         (_OK + "u1,a,,,1,\n", 3, "event", "row has neither an event nor a weight"),
         # The earliest bad row wins even when it is in a column checked later.
-        (_OK + "u1,a,view,,1,9\n" + "u1,a,view,bad,1,\n", 3, "watch_ratio",
-         "9 is outside [0, 1.5]"),
+        (
+            _OK + "u1,a,view,,1,9\n" + "u1,a,view,bad,1,\n",
+            3,
+            "watch_ratio",
+            "9 is outside [0, 1.5]",
+        ),
         # A quoted newline in an earlier row shifts line numbers; the error follows the file.
-        ('"u\n1",a,view,,1,\n' + "u1,a,view,,oops,\n", 4, "timestamp",
-         "'oops' is not a timestamp (expected integer seconds or ISO-8601)"),
+        (
+            '"u\n1",a,view,,1,\n' + "u1,a,view,,oops,\n",
+            4,
+            "timestamp",
+            "'oops' is not a timestamp (expected integer seconds or ISO-8601)",
+        ),
     ],
 )
 def test_interaction_errors_name_file_row_column(
@@ -247,8 +272,11 @@ def test_item_errors(tmp_path: Path, body: str, row: int, column: str, detail: s
     ("text", "column", "detail"),
     [
         ("item_id,event,timestamp\na,view,1\n", "user_id", "required column is missing"),
-        ("user_id,item_id,timestamp\nu,a,1\n", None, "needs at least one of the columns "
-                                                     "event, weight"),
+        (
+            "user_id,item_id,timestamp\nu,a,1\n",
+            None,
+            "needs at least one of the columns event, weight",
+        ),
         ("user_id,item_id,event,timestamp\n", None, "no data rows"),
         ("", None, "file is empty (no header, no data rows)"),
     ],
@@ -268,8 +296,14 @@ def test_items_missing_columns(tmp_path: Path) -> None:
 
 
 def test_parquet_rows_are_one_based_data_rows(tmp_path: Path) -> None:
-    table = pa.table({"user_id": ["u", "u", "u"], "item_id": ["a", "b", "c"],
-                      "event": ["view", "view", "view"], "timestamp": ["1", "2", "soon"]})
+    table = pa.table(
+        {
+            "user_id": ["u", "u", "u"],
+            "item_id": ["a", "b", "c"],
+            "event": ["view", "view", "view"],
+            "timestamp": ["1", "2", "soon"],
+        }
+    )
     path = tmp_path / "i.parquet"
     write_table(table, path)
     with pytest.raises(InputError) as info:
@@ -297,10 +331,14 @@ def test_first_bad_row_found_in_a_large_file(tmp_path: Path) -> None:
     ts = np.arange(n).astype(str).astype(object)
     ts[150_001] = "2024-13-45"  # not a date
     ts[190_000] = "nope"
-    table = pa.table({
-        "user_id": pa.array(np.full(n, "u")), "item_id": pa.array(np.full(n, "a")),
-        "event": pa.array(np.full(n, "view")), "timestamp": pa.array(ts, pa.string()),
-    })
+    table = pa.table(
+        {
+            "user_id": pa.array(np.full(n, "u")),
+            "item_id": pa.array(np.full(n, "a")),
+            "event": pa.array(np.full(n, "view")),
+            "timestamp": pa.array(ts, pa.string()),
+        }
+    )
     path = tmp_path / "big.csv"
     write_table(table, path)
     with pytest.raises(InputError) as info:
@@ -313,7 +351,11 @@ def test_input_error_pickles() -> None:
     err = InputError("items.csv", 17, "publish_ts", "bad")
     back = pickle.loads(pickle.dumps(err))
     assert (back.file, back.row, back.column, str(back)) == (
-        "items.csv", 17, "publish_ts", "items.csv row 17, column publish_ts: bad")
+        "items.csv",
+        17,
+        "publish_ts",
+        "items.csv row 17, column publish_ts: bad",
+    )
     assert str(InputError("f.csv", None, None, "x")) == "f.csv: x"
     assert isinstance(err, ValueError)
 
@@ -324,8 +366,9 @@ def test_input_error_pickles() -> None:
 def test_unknown_items_are_skipped_and_counted(tmp_path: Path) -> None:
     write_table(_items_table(), tmp_path / "items.csv")
     table = _interactions_table().append_column("x", pa.array([0] * 5))
-    table = pa.concat_tables([table, table.slice(0, 2).set_column(
-        1, "item_id", pa.array(["gone", "gone2"]))])
+    table = pa.concat_tables(
+        [table, table.slice(0, 2).set_column(1, "item_id", pa.array(["gone", "gone2"]))]
+    )
     write_table(table.drop_columns(["x"]), tmp_path / "interactions.csv")
     items = load_items(tmp_path / "items.csv")
     raw = load_interactions(tmp_path / "interactions.csv")
@@ -347,34 +390,63 @@ def test_from_ids_and_select() -> None:
     sub = inter.select(np.array([False, True, False]))
     assert sub.user_vocab.tolist() == ["u2"] and sub.item_id.tolist() == ["a"]
     with pytest.raises(ValueError):
-        Interactions(inter.user_vocab, inter.user_index, inter.item_vocab, inter.item_index,
-                     inter.weight[:1], inter.event, inter.timestamp, inter.watch_ratio)
+        Interactions(
+            inter.user_vocab,
+            inter.user_index,
+            inter.item_vocab,
+            inter.item_index,
+            inter.weight[:1],
+            inter.event,
+            inter.timestamp,
+            inter.watch_ratio,
+        )
 
 
 # ----------------------------------------------------------------------------- property test
 
 _id_text = st.text(
     alphabet=st.characters(blacklist_categories=("Cs", "Cc", "Zs", "Zl", "Zp")),
-    min_size=1, max_size=8,
+    min_size=1,
+    max_size=8,
 ).filter(lambda s: s.strip() == s)
 
 
-@settings(max_examples=25, deadline=None, derandomize=True,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=25,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
+)
 @given(
     rows=st.lists(
-        st.tuples(_id_text, _id_text, st.sampled_from(EVENT_TYPES),
-                  st.integers(-(2**40), 2**40),
-                  st.one_of(st.none(), st.floats(0.0, 1.5, allow_nan=False))),
-        min_size=1, max_size=30,
+        st.tuples(
+            _id_text,
+            _id_text,
+            st.sampled_from(EVENT_TYPES),
+            st.integers(-(2**40), 2**40),
+            st.one_of(st.none(), st.floats(0.0, 1.5, allow_nan=False)),
+        ),
+        min_size=1,
+        max_size=30,
     )
 )
-def test_csv_round_trip_property(tmp_path: Path, rows: list[tuple[str, str, str, int,
-                                                                  float | None]]) -> None:
+def test_csv_round_trip_property(
+    tmp_path: Path, rows: list[tuple[str, str, str, int, float | None]]
+) -> None:
     users, items, events, ts, ratios = (list(c) for c in zip(*rows, strict=True))
     path = tmp_path / "p.csv"
-    write_table(pa.table({"user_id": users, "item_id": items, "event": events,
-                          "timestamp": ts, "watch_ratio": pa.array(ratios, pa.float64())}), path)
+    write_table(
+        pa.table(
+            {
+                "user_id": users,
+                "item_id": items,
+                "event": events,
+                "timestamp": ts,
+                "watch_ratio": pa.array(ratios, pa.float64()),
+            }
+        ),
+        path,
+    )
     got = load_interactions(path)
     assert got.user_id.tolist() == users
     assert got.item_id.tolist() == items

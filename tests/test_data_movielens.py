@@ -25,8 +25,9 @@ def _fake_ml(root: Path) -> Path:
             f"3|unknown||||{_FLAGS_UNKNOWN}\n"
         ).encode("latin-1")
     )
-    (root / "u.data").write_text("7\t2\t5\t881250949\n3\t1\t1\t881250000\n7\t1\t3\t881250000\n"
-                                 "3\t3\t4\t881250001\n")
+    (root / "u.data").write_text(
+        "7\t2\t5\t881250949\n3\t1\t1\t881250000\n7\t1\t3\t881250000\n3\t3\t4\t881250001\n"
+    )
     return root
 
 
@@ -70,11 +71,16 @@ def test_convert_small_sample(tmp_path: Path) -> None:
 def test_convert_full_movielens_100k(tmp_path: Path) -> None:
     src = movielens_path()
     if src is None:
-        pytest.skip(f"MovieLens 100K not found: set ${ENV_VAR} to a directory with u.data and "
-                    "u.item (default <repo>/../shared/data/ml-100k)")
+        pytest.skip(
+            f"MovieLens 100K not found: set ${ENV_VAR} to a directory with u.data and "
+            "u.item (default <repo>/../shared/data/ml-100k)"
+        )
     summary = convert_movielens_100k(src, tmp_path)
     assert (summary["n_interactions"], summary["n_users"], summary["n_items"]) == (
-        100_000, 943, 1682)
+        100_000,
+        943,
+        1682,
+    )
     items = load_items(tmp_path / "items.csv")
     inter = load_interactions(tmp_path / "interactions.csv", skip_unknown_items=items)
     assert (inter.n_rows, len(inter.user_vocab), len(inter.item_vocab)) == (100_000, 943, 1682)

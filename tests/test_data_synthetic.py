@@ -59,14 +59,15 @@ def test_same_seed_same_bytes_different_seed_differs(tmp_path: Path) -> None:
     for name in ("items.csv", "interactions.csv"):
         assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
         assert (tmp_path / "a" / name).read_bytes() != (tmp_path / "c" / name).read_bytes()
-    assert {k: v for k, v in a.items() if k not in ("seconds", "items_path",
-                                                      "interactions_path")} == \
-        {k: v for k, v in b.items() if k not in ("seconds", "items_path", "interactions_path")}
+    assert {
+        k: v for k, v in a.items() if k not in ("seconds", "items_path", "interactions_path")
+    } == {k: v for k, v in b.items() if k not in ("seconds", "items_path", "interactions_path")}
     assert not list((tmp_path / "a").glob(".*tmp*")), "temporary files left behind"
 
 
-def test_summary_matches_files(generated: tuple[dict[str, object], Path],
-                               loaded: tuple[Items, Interactions]) -> None:
+def test_summary_matches_files(
+    generated: tuple[dict[str, object], Path], loaded: tuple[Items, Interactions]
+) -> None:
     summary, _ = generated
     items, inter = loaded
     assert summary["n_items"] == items.n_rows == N_ITEMS
@@ -131,10 +132,11 @@ def test_popularity_bias_and_engagement_follow_match() -> None:
     cat = simulate(N_ITEMS, N_USERS, SEED)
     inter = cat.interactions
     views = inter.filter(inter.column("event").to_numpy(zero_copy_only=False) == "view")
-    item_row = np.searchsorted(cat.items.column("item_id").to_numpy(zero_copy_only=False),
-                               views.column("item_id").to_numpy(zero_copy_only=False))
-    user_row = np.searchsorted(cat.user_ids, views.column("user_id").to_numpy(
-        zero_copy_only=False))
+    item_row = np.searchsorted(
+        cat.items.column("item_id").to_numpy(zero_copy_only=False),
+        views.column("item_id").to_numpy(zero_copy_only=False),
+    )
+    user_row = np.searchsorted(cat.user_ids, views.column("user_id").to_numpy(zero_copy_only=False))
     counts = np.bincount(item_row, minlength=N_ITEMS)
     # A feed's popularity skew: the top 5% of items take a large share of views.
     top = np.sort(counts)[::-1][: N_ITEMS // 20]
@@ -160,13 +162,17 @@ def test_hidden_truth_held_out_interactions_follow_preferred_topics() -> None:
     cat = simulate(N_ITEMS, N_USERS, SEED)
     inter = cat.interactions
     views = inter.filter(inter.column("event").to_numpy(zero_copy_only=False) == "view")
-    item_row = np.searchsorted(cat.items.column("item_id").to_numpy(zero_copy_only=False),
-                               views.column("item_id").to_numpy(zero_copy_only=False))
-    user_row = np.searchsorted(cat.user_ids, views.column("user_id").to_numpy(
-        zero_copy_only=False))
-    as_inter = Interactions.from_ids(cat.user_ids[user_row], views.column("item_id"),
-                                     np.ones(views.num_rows),
-                                     timestamp=views.column("timestamp"))
+    item_row = np.searchsorted(
+        cat.items.column("item_id").to_numpy(zero_copy_only=False),
+        views.column("item_id").to_numpy(zero_copy_only=False),
+    )
+    user_row = np.searchsorted(cat.user_ids, views.column("user_id").to_numpy(zero_copy_only=False))
+    as_inter = Interactions.from_ids(
+        cat.user_ids[user_row],
+        views.column("item_id"),
+        np.ones(views.num_rows),
+        timestamp=views.column("timestamp"),
+    )
     test = _chronological_split(as_inter, 0.2)
     topic = cat.item_topic[item_row]
     in_pref = (cat.user_topics[user_row] == topic[:, None]).any(axis=1)
@@ -191,8 +197,9 @@ def test_keyword_ranker_beats_popularity(loaded: tuple[Items, Interactions]) -> 
     held.data[:] = 1.0
     indptr, tags = items.keyword_csr()
     tag_vocab, tag_idx = np.unique(tags, return_inverse=True)
-    item_tags = sp.csr_matrix((np.ones(tag_idx.size), tag_idx, indptr),
-                              shape=(items.n_rows, tag_vocab.size))
+    item_tags = sp.csr_matrix(
+        (np.ones(tag_idx.size), tag_idx, indptr), shape=(items.n_rows, tag_vocab.size)
+    )
     norm = 1.0 / np.sqrt(np.maximum(np.asarray(item_tags.sum(axis=1)).ravel(), 1.0))
     item_tags = sp.diags(norm) @ item_tags
     keyword_scores = ((train @ item_tags) @ item_tags.T).toarray()

@@ -55,7 +55,9 @@ def test_cap_holds_whenever_the_pool_allows(case) -> None:  # type: ignore[no-un
     w = window or len(chosen)
     c = [creators[i] for i in chosen]
     violated = any(
-        max(c[s : s + w].count(x) for x in set(c[s : s + w])) > cap for s in range(max(1, len(c) - w + 1)) if c[s : s + w]
+        max(c[s : s + w].count(x) for x in set(c[s : s + w])) > cap
+        for s in range(max(1, len(c) - w + 1))
+        if c[s : s + w]
     )
     # A violation is allowed only when the page could not be filled otherwise, and is reported.
     if violated:
@@ -71,7 +73,10 @@ def test_protected_floor_met_at_every_prefix(case, share) -> None:  # type: igno
     scores, creators, groups, k, _, _ = case
     creators = list(range(len(scores)))  # no cap pressure: isolate the floor
     params = FairnessParams(
-        policy=Policy.EXPOSURE, max_per_creator=1, protected_groups=("new_creator",), min_protected_share=share
+        policy=Policy.EXPOSURE,
+        max_per_creator=1,
+        protected_groups=("new_creator",),
+        min_protected_share=share,
     )
     page = _run(scores, creators, groups, k, params)
     g = [groups[i] for i in page.positions.tolist()]
@@ -82,27 +87,41 @@ def test_protected_floor_met_at_every_prefix(case, share) -> None:  # type: igno
 
 
 def test_none_policy_is_top_k_with_id_tiebreak() -> None:
-    page = _run([1.0, 3.0, 3.0, 2.0], [0, 0, 0, 0], [0, 0, 0, 0], 3, FairnessParams(policy=Policy.NONE))
+    page = _run(
+        [1.0, 3.0, 3.0, 2.0], [0, 0, 0, 0], [0, 0, 0, 0], 3, FairnessParams(policy=Policy.NONE)
+    )
     assert page.positions.tolist() == [1, 2, 3]
     assert page.report.dcg_retained == pytest.approx(1.0)
 
 
 def test_report_exposure_and_dcg_by_hand() -> None:
     # Scores 4,3,2,1; creator 0 owns the top three; cap 1 forces [0, 3, 1?]: only 2 creators.
-    page = _run([4.0, 3.0, 2.0, 1.0], [0, 0, 0, 1], [0, 0, 0, 1], 2, FairnessParams(policy=Policy.CREATOR_CAP, max_per_creator=1))
+    page = _run(
+        [4.0, 3.0, 2.0, 1.0],
+        [0, 0, 0, 1],
+        [0, 0, 0, 1],
+        2,
+        FairnessParams(policy=Policy.CREATOR_CAP, max_per_creator=1),
+    )
     assert page.positions.tolist() == [0, 3]
     disc = np.array([1.0, 1.0 / math.log2(3)])
-    assert page.report.dcg_retained == pytest.approx((4 * disc[0] + 1 * disc[1]) / (4 * disc[0] + 3 * disc[1]))
+    assert page.report.dcg_retained == pytest.approx(
+        (4 * disc[0] + 1 * disc[1]) / (4 * disc[0] + 3 * disc[1])
+    )
     shares = {g.group: g.exposure_share for g in page.report.groups}
     assert shares["new_creator"] == pytest.approx(disc[1] / disc.sum())
-    assert page.report.min_exposure_ratio == pytest.approx(min(shares["established"] / 0.8, shares["new_creator"] / 0.2))
+    assert page.report.min_exposure_ratio == pytest.approx(
+        min(shares["established"] / 0.8, shares["new_creator"] / 0.2)
+    )
     assert page.report.max_items_per_creator == 1 and page.report.distinct_creators == 2
 
 
 def test_deterministic_for_equal_inputs() -> None:
     rng = np.random.default_rng(0)
     s, c, g = rng.random(200), rng.integers(0, 10, 200), rng.integers(0, 2, 200)
-    p = FairnessParams(policy=Policy.EXPOSURE, protected_groups=("new_creator",), min_protected_share=0.3)
+    p = FairnessParams(
+        policy=Policy.EXPOSURE, protected_groups=("new_creator",), min_protected_share=0.3
+    )
     a, b = _run(s, c, g, 30, p), _run(s, c, g, 30, p)
     assert a.positions.tolist() == b.positions.tolist()
 

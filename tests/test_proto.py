@@ -13,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_generated_code_has_not_drifted() -> None:
-    run = subprocess.run([sys.executable, str(ROOT / "proto/generate.py"), "--check"], capture_output=True, text=True)
+    run = subprocess.run(
+        [sys.executable, str(ROOT / "proto/generate.py"), "--check"], capture_output=True, text=True
+    )
     assert run.returncode == 0, run.stderr
 
 
@@ -39,19 +41,33 @@ def test_every_proto_element_has_a_comment(tmp_path: Path) -> None:
     fds = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     missing = []
     for f in fds.file:
-        commented = {tuple(loc.path) for loc in f.source_code_info.location if loc.leading_comments.strip()}
+        commented = {
+            tuple(loc.path) for loc in f.source_code_info.location if loc.leading_comments.strip()
+        }
         # Paths: 4 = message_type, 2 = field, 5 = enum_type, 2 = value, 6 = service, 2 = method.
         for i, m in enumerate(f.message_type):
             if (4, i) not in commented:
                 missing.append(f"{f.name}: message {m.name}")
-            missing += [f"{f.name}: {m.name}.{fl.name}" for j, fl in enumerate(m.field) if (4, i, 2, j) not in commented]
+            missing += [
+                f"{f.name}: {m.name}.{fl.name}"
+                for j, fl in enumerate(m.field)
+                if (4, i, 2, j) not in commented
+            ]
         for i, e in enumerate(f.enum_type):
             if (5, i) not in commented:
                 missing.append(f"{f.name}: enum {e.name}")
-            missing += [f"{f.name}: {v.name}" for j, v in enumerate(e.value) if (5, i, 2, j) not in commented]
+            missing += [
+                f"{f.name}: {v.name}"
+                for j, v in enumerate(e.value)
+                if (5, i, 2, j) not in commented
+            ]
             assert e.value[0].name.endswith("_UNSPECIFIED"), e.name
         for i, s in enumerate(f.service):
             if (6, i) not in commented:
                 missing.append(f"{f.name}: service {s.name}")
-            missing += [f"{f.name}: rpc {m.name}" for j, m in enumerate(s.method) if (6, i, 2, j) not in commented]
+            missing += [
+                f"{f.name}: rpc {m.name}"
+                for j, m in enumerate(s.method)
+                if (6, i, 2, j) not in commented
+            ]
     assert not missing, "undocumented proto elements:\n" + "\n".join(missing)

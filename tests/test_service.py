@@ -32,7 +32,9 @@ def _seen(app: App, user_id: str) -> set[str]:
     return {snap.item_ids[i] for i in snap.user_seen(u).tolist()}
 
 
-def _event(item_id: str, kind: int = types_pb2.EVENT_TYPE_LIKE, ts: float | None = None) -> types_pb2.UserEvent:
+def _event(
+    item_id: str, kind: int = types_pb2.EVENT_TYPE_LIKE, ts: float | None = None
+) -> types_pb2.UserEvent:
     t = timestamp_pb2.Timestamp()
     t.FromSeconds(int(ts if ts is not None else time.time() - 5))
     return types_pb2.UserEvent(item_id=item_id, event_type=kind, timestamp=t)
@@ -42,7 +44,9 @@ def _user(app: App, k: int = 0) -> str:
     return app.store.current().user_ids[k]
 
 
-def test_rank_known_user_returns_distinct_unseen_items(app: App, stub: pb_grpc.RankingServiceStub) -> None:
+def test_rank_known_user_returns_distinct_unseen_items(
+    app: App, stub: pb_grpc.RankingServiceStub
+) -> None:
     user = _user(app, 3)
     resp = stub.Rank(pb.RankRequest(user_id=user, num_results=25), timeout=10)
     ids = [it.item_id for it in resp.items]
@@ -73,7 +77,9 @@ def test_unknown_user_gets_cold_start_page(stub: pb_grpc.RankingServiceStub) -> 
     assert len({i.item_id for i in resp.items}) == 10
 
 
-def test_recent_events_and_exclusions_are_removed(app: App, stub: pb_grpc.RankingServiceStub) -> None:
+def test_recent_events_and_exclusions_are_removed(
+    app: App, stub: pb_grpc.RankingServiceStub
+) -> None:
     user = _user(app, 5)
     first = stub.Rank(pb.RankRequest(user_id=user, num_results=10), timeout=10)
     top = [i.item_id for i in first.items]
@@ -93,7 +99,9 @@ def test_recent_events_and_exclusions_are_removed(app: App, stub: pb_grpc.Rankin
 def test_policy_none_returns_ranking_order(app: App, stub: pb_grpc.RankingServiceStub) -> None:
     resp = stub.Rank(
         pb.RankRequest(
-            user_id=_user(app, 7), num_results=15, debug=True,
+            user_id=_user(app, 7),
+            num_results=15,
+            debug=True,
             fairness=types_pb2.FairnessOptions(policy=types_pb2.FAIRNESS_POLICY_NONE),
         ),
         timeout=10,
@@ -121,7 +129,9 @@ def test_debug_stage_scores_match_score_rpc(app: App, stub: pb_grpc.RankingServi
 
 def test_retrieve_stage(app: App, stub: pb_grpc.RankingServiceStub) -> None:
     user = _user(app, 4)
-    resp = stub.RetrieveCandidates(pb.RetrieveCandidatesRequest(user_id=user, num_candidates=200), timeout=10)
+    resp = stub.RetrieveCandidates(
+        pb.RetrieveCandidatesRequest(user_id=user, num_candidates=200), timeout=10
+    )
     ids = [c.item_id for c in resp.candidates]
     assert 0 < len(ids) <= 200
     assert len(set(ids)) == len(ids)
@@ -137,12 +147,20 @@ def test_rerank_stage_caps_creators(app: App, stub: pb_grpc.RankingServiceStub) 
     creator = int(np.bincount(snap.item_creator).argmax())
     same = np.flatnonzero(np.asarray(snap.item_creator) == creator)[:5]
     others = np.flatnonzero(np.asarray(snap.item_creator) != creator)[:20]
-    items = [types_pb2.ScoredItem(item_id=snap.item_ids[i], score=10.0 - k) for k, i in enumerate(same)]
-    items += [types_pb2.ScoredItem(item_id=snap.item_ids[i], score=1.0 - 0.01 * k) for k, i in enumerate(others)]
+    items = [
+        types_pb2.ScoredItem(item_id=snap.item_ids[i], score=10.0 - k) for k, i in enumerate(same)
+    ]
+    items += [
+        types_pb2.ScoredItem(item_id=snap.item_ids[i], score=1.0 - 0.01 * k)
+        for k, i in enumerate(others)
+    ]
     resp = stub.RerankCandidates(
         pb.RerankCandidatesRequest(
-            items=items, num_results=10,
-            fairness=types_pb2.FairnessOptions(policy=types_pb2.FAIRNESS_POLICY_CREATOR_CAP, max_items_per_creator=2),
+            items=items,
+            num_results=10,
+            fairness=types_pb2.FairnessOptions(
+                policy=types_pb2.FAIRNESS_POLICY_CREATOR_CAP, max_items_per_creator=2
+            ),
         ),
         timeout=10,
     )
@@ -159,26 +177,47 @@ def test_rerank_stage_caps_creators(app: App, stub: pb_grpc.RankingServiceStub) 
         (pb.RankRequest(user_id="u", num_results=-1), "num_results must be >= 0"),
         (pb.RankRequest(user_id="u", num_results=1_000_000), "num_results must be <= 1000"),
         (pb.RankRequest(user_id="u", num_candidates=-5), "num_candidates"),
-        (pb.RankRequest(user_id="u", recent_events=[types_pb2.UserEvent(item_id="x")]), "event_type"),
         (
-            pb.RankRequest(user_id="u", recent_events=[types_pb2.UserEvent(event_type=types_pb2.EVENT_TYPE_LIKE)]),
+            pb.RankRequest(user_id="u", recent_events=[types_pb2.UserEvent(item_id="x")]),
+            "event_type",
+        ),
+        (
+            pb.RankRequest(
+                user_id="u",
+                recent_events=[types_pb2.UserEvent(event_type=types_pb2.EVENT_TYPE_LIKE)],
+            ),
             "item_id is empty",
         ),
         (
             pb.RankRequest(
-                user_id="u", recent_events=[types_pb2.UserEvent(item_id="x", event_type=types_pb2.EVENT_TYPE_LIKE)]
+                user_id="u",
+                recent_events=[
+                    types_pb2.UserEvent(item_id="x", event_type=types_pb2.EVENT_TYPE_LIKE)
+                ],
             ),
             "timestamp must be set",
         ),
-        (pb.RankRequest(user_id="u", recent_events=[_event("x", ts=time.time() + 86_400)]), "in the future"),
         (
-            pb.RankRequest(user_id="u", fairness=types_pb2.FairnessOptions(protected_groups=["martians"])),
+            pb.RankRequest(user_id="u", recent_events=[_event("x", ts=time.time() + 86_400)]),
+            "in the future",
+        ),
+        (
+            pb.RankRequest(
+                user_id="u", fairness=types_pb2.FairnessOptions(protected_groups=["martians"])
+            ),
             "unknown protected group",
         ),
-        (pb.RankRequest(user_id="u", fairness=types_pb2.FairnessOptions(min_protected_share=1.5)), "min_protected_share"),
+        (
+            pb.RankRequest(
+                user_id="u", fairness=types_pb2.FairnessOptions(min_protected_share=1.5)
+            ),
+            "min_protected_share",
+        ),
     ],
 )
-def test_bad_requests_are_invalid_argument(stub: pb_grpc.RankingServiceStub, request_: Any, needle: str) -> None:
+def test_bad_requests_are_invalid_argument(
+    stub: pb_grpc.RankingServiceStub, request_: Any, needle: str
+) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.Rank(request_, timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -187,7 +226,9 @@ def test_bad_requests_are_invalid_argument(stub: pb_grpc.RankingServiceStub, req
 
 def test_score_unknown_item_is_not_found(stub: pb_grpc.RankingServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        stub.ScoreCandidates(pb.ScoreCandidatesRequest(user_id="u", item_ids=["no-such-item"]), timeout=10)
+        stub.ScoreCandidates(
+            pb.ScoreCandidatesRequest(user_id="u", item_ids=["no-such-item"]), timeout=10
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
     assert "no-such-item" in err.value.details()
 
@@ -202,11 +243,22 @@ def test_rerank_duplicate_items_rejected(app: App, stub: pb_grpc.RankingServiceS
 
 def test_health_and_reflection(channel: grpc.Channel) -> None:
     health = health_pb2_grpc.HealthStub(channel)
-    assert health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status == health_pb2.HealthCheckResponse.SERVING
+    assert (
+        health.Check(health_pb2.HealthCheckRequest(service=""), timeout=5).status
+        == health_pb2.HealthCheckResponse.SERVING
+    )
     refl = reflection_pb2_grpc.ServerReflectionStub(channel)
-    answers = list(refl.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5))
+    answers = list(
+        refl.ServerReflectionInfo(
+            iter([reflection_pb2.ServerReflectionRequest(list_services="")]), timeout=5
+        )
+    )
     names = {s.name for s in answers[0].list_services_response.service}
-    assert {"reelrank.v1.RankingService", "reelrank.admin.v1.IndexAdminService", "grpc.health.v1.Health"} <= names
+    assert {
+        "reelrank.v1.RankingService",
+        "reelrank.admin.v1.IndexAdminService",
+        "grpc.health.v1.Health",
+    } <= names
 
 
 def test_server_without_snapshot_fails_precondition(tmp_path: Path) -> None:
@@ -225,7 +277,9 @@ def test_server_without_snapshot_fails_precondition(tmp_path: Path) -> None:
         empty.stop(grace=0)
 
 
-def test_newest_valid_snapshot_is_served_and_corrupt_ones_skipped(built: dict[str, Any], tmp_path: Path) -> None:
+def test_newest_valid_snapshot_is_served_and_corrupt_ones_skipped(
+    built: dict[str, Any], tmp_path: Path
+) -> None:
     import shutil
 
     root = tmp_path / "snaps"

@@ -205,12 +205,21 @@ class Interactions:
             item_vocab=iv,
             item_index=ii,
             weight=np.asarray(weight, dtype=np.float32),
-            event=(np.full(n, S.NO_EVENT, np.int8) if event is None
-                   else np.asarray(event, dtype=np.int8)),
-            timestamp=(np.zeros(n, np.int64) if timestamp is None
-                       else np.asarray(timestamp, dtype=np.int64)),
-            watch_ratio=(np.full(n, np.nan, np.float32) if watch_ratio is None
-                         else np.asarray(watch_ratio, dtype=np.float32)),
+            event=(
+                np.full(n, S.NO_EVENT, np.int8)
+                if event is None
+                else np.asarray(event, dtype=np.int8)
+            ),
+            timestamp=(
+                np.zeros(n, np.int64)
+                if timestamp is None
+                else np.asarray(timestamp, dtype=np.int64)
+            ),
+            watch_ratio=(
+                np.full(n, np.nan, np.float32)
+                if watch_ratio is None
+                else np.asarray(watch_ratio, dtype=np.float32)
+            ),
             rejected=dict(rejected or {}),
         )
 
@@ -295,9 +304,7 @@ class Items:
         found = pc.index_in(
             pa.array(np.asarray(ids, dtype=np.str_)), value_set=pa.array(self.item_id)
         )
-        out: NDArray[np.int64] = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(
-            np.int64
-        )
+        out: NDArray[np.int64] = found.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
         return out
 
 
@@ -336,7 +343,9 @@ def _suffix_format(path: Path, file: str) -> str:
         if name.endswith(suffix):
             return fmt
     raise InputError(
-        file, None, None,
+        file,
+        None,
+        None,
         f"unsupported file type; expected one of {', '.join(S.SUFFIX_FORMATS)}",
     )
 
@@ -387,16 +396,16 @@ def _read(path: PathLike, known: Sequence[str]) -> _Source:
     return src
 
 
-def _check_columns(
-    src: _Source, required: Sequence[str], one_of: Sequence[str]
-) -> None:
+def _check_columns(src: _Source, required: Sequence[str], one_of: Sequence[str]) -> None:
     names = src.table.column_names
     for name in required:
         if name not in names:
             raise InputError(src.file, None, name, "required column is missing")
     if not any(c in names for c in one_of):
         raise InputError(
-            src.file, None, None,
+            src.file,
+            None,
+            None,
             f"needs at least one of the columns {', '.join(one_of)}",
         )
     if src.table.num_rows == 0:
@@ -595,9 +604,11 @@ def _events(src: _Source, problems: _Problems) -> tuple[NDArray[np.int8], NDArra
         blank = _np_bool(pc.equal(col, "").fill_null(True))
         unmatched = _np_bool(codes.is_null()) & ~blank
         problems.add_mask(
-            unmatched, S.EVENT,
-            lambda i: f"unknown event type {_show(col, i)} (expected one of "
-            f"{', '.join(S.EVENT_TYPES)})",
+            unmatched,
+            S.EVENT,
+            lambda i: (
+                f"unknown event type {_show(col, i)} (expected one of {', '.join(S.EVENT_TYPES)})"
+            ),
         )
     out = codes.fill_null(S.NO_EVENT).to_numpy(zero_copy_only=False).astype(np.int8)
     return out, blank
@@ -655,8 +666,11 @@ def load_interactions(
     else:
         explicit, weight_blank = np.full(n, np.nan), np.ones(n, np.bool_)
     neither = event_blank & weight_blank
-    problems.add_mask(neither, S.EVENT if S.EVENT in names else S.WEIGHT,
-                      lambda i: "row has neither an event nor a weight")
+    problems.add_mask(
+        neither,
+        S.EVENT if S.EVENT in names else S.WEIGHT,
+        lambda i: "row has neither an event nor a weight",
+    )
     timestamp = _timestamps(src, S.TIMESTAMP, problems)
     if S.WATCH_RATIO in names:
         ratio, ratio_blank = _floats(src, S.WATCH_RATIO, problems)
@@ -664,7 +678,8 @@ def load_interactions(
             too_low, too_high = ratio < S.WATCH_RATIO_MIN, ratio > S.WATCH_RATIO_MAX
             out_of_range = ~ratio_blank & (too_low | too_high)
         problems.add_mask(
-            out_of_range, S.WATCH_RATIO,
+            out_of_range,
+            S.WATCH_RATIO,
             lambda i: f"{ratio[i]:g} is outside [{S.WATCH_RATIO_MIN:g}, {S.WATCH_RATIO_MAX:g}]",
         )
         ratio = np.where(ratio_blank, np.nan, ratio)
@@ -738,20 +753,27 @@ def load_items(path: PathLike) -> Items:
     prev_max = np.concatenate(([-1], np.maximum.accumulate(codes)[:-1]))
     dup = codes <= prev_max
     problems.add_mask(
-        dup, S.ITEM_ID,
-        lambda i: f"duplicate item_id {_show(item_id, i)} "
-        f"(first at row {src.row(int(np.argmax(codes == codes[i])))})",
+        dup,
+        S.ITEM_ID,
+        lambda i: (
+            f"duplicate item_id {_show(item_id, i)} "
+            f"(first at row {src.row(int(np.argmax(codes == codes[i])))})"
+        ),
     )
     creator_id = _ids(src, S.CREATOR_ID, problems)
     publish_ts = _timestamps(src, S.PUBLISH_TS, problems)
     problems.raise_first()
 
     empty = pa.array([""] * n, pa.string())
-    keywords = _normalise_keywords(_as_text(src.column(S.KEYWORDS))) if S.KEYWORDS in names \
-        else empty
+    keywords = (
+        _normalise_keywords(_as_text(src.column(S.KEYWORDS))) if S.KEYWORDS in names else empty
+    )
     title = _as_text(src.column(S.TITLE)).fill_null("") if S.TITLE in names else empty
-    group = (pc.utf8_trim_whitespace(_as_text(src.column(S.GROUP))).fill_null("")
-             if S.GROUP in names else empty)
+    group = (
+        pc.utf8_trim_whitespace(_as_text(src.column(S.GROUP))).fill_null("")
+        if S.GROUP in names
+        else empty
+    )
     return Items(
         item_id=_to_str_array(item_id),
         creator_id=_to_str_array(creator_id),

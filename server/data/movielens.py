@@ -39,14 +39,51 @@ from server.data.loaders import write_table
 ENV_VAR: Final = "REELRANK_ML100K"
 
 GENRES: Final[tuple[str, ...]] = (
-    "unknown", "action", "adventure", "animation", "children's", "comedy", "crime",
-    "documentary", "drama", "fantasy", "film-noir", "horror", "musical", "mystery", "romance",
-    "sci-fi", "thriller", "war", "western",
+    "unknown",
+    "action",
+    "adventure",
+    "animation",
+    "children's",
+    "comedy",
+    "crime",
+    "documentary",
+    "drama",
+    "fantasy",
+    "film-noir",
+    "horror",
+    "musical",
+    "mystery",
+    "romance",
+    "sci-fi",
+    "thriller",
+    "war",
+    "western",
 )
 CLASSIC_BEFORE_YEAR: Final = 1990
 _STOP_WORDS: Final = frozenset(
-    {"the", "a", "an", "of", "and", "in", "on", "to", "for", "la", "le", "les", "l", "el",
-     "de", "du", "des", "il", "der", "die", "das"}
+    {
+        "the",
+        "a",
+        "an",
+        "of",
+        "and",
+        "in",
+        "on",
+        "to",
+        "for",
+        "la",
+        "le",
+        "les",
+        "l",
+        "el",
+        "de",
+        "du",
+        "des",
+        "il",
+        "der",
+        "die",
+        "das",
+    }
 )
 _YEAR_SUFFIX = re.compile(r"\s*\(\d{4}\)\s*$")
 _WORD = re.compile(r"[^\W_]+")
@@ -117,14 +154,16 @@ def _items_table(src: Path) -> pa.Table:
         titles.append(title)
         published.append(ts if ts is not None else 0)
         groups.append("" if year is None else "classic" if year < CLASSIC_BEFORE_YEAR else "recent")
-    return pa.table({
-        S.ITEM_ID: pa.array(ids, pa.string()),
-        S.CREATOR_ID: pa.array(creators, pa.string()),
-        S.KEYWORDS: pa.array(keywords, pa.string()),
-        S.TITLE: pa.array(titles, pa.string()),
-        S.PUBLISH_TS: pa.array(published, pa.int64()),
-        S.GROUP: pa.array(groups, pa.string()),
-    })
+    return pa.table(
+        {
+            S.ITEM_ID: pa.array(ids, pa.string()),
+            S.CREATOR_ID: pa.array(creators, pa.string()),
+            S.KEYWORDS: pa.array(keywords, pa.string()),
+            S.TITLE: pa.array(titles, pa.string()),
+            S.PUBLISH_TS: pa.array(published, pa.int64()),
+            S.GROUP: pa.array(groups, pa.string()),
+        }
+    )
 
 
 def _interactions_table(src: Path) -> pa.Table:
@@ -134,26 +173,34 @@ def _interactions_table(src: Path) -> pa.Table:
         read_options=pcsv.ReadOptions(column_names=names),
         parse_options=pcsv.ParseOptions(delimiter="\t", quote_char=False),
         convert_options=pcsv.ConvertOptions(
-            column_types={"user": pa.string(), "item": pa.string(), "rating": pa.int8(),
-                          "ts": pa.int64()}
+            column_types={
+                "user": pa.string(),
+                "item": pa.string(),
+                "rating": pa.int8(),
+                "ts": pa.int64(),
+            }
         ),
     )
     n = raw.num_rows
     # Time order (ties by user, item) so that time-based splits are a slice, like synthetic.
-    order = np.lexsort((
-        pc.cast(raw.column("item"), pa.int64()).to_numpy(),
-        pc.cast(raw.column("user"), pa.int64()).to_numpy(),
-        raw.column("ts").to_numpy(),
-    ))
+    order = np.lexsort(
+        (
+            pc.cast(raw.column("item"), pa.int64()).to_numpy(),
+            pc.cast(raw.column("user"), pa.int64()).to_numpy(),
+            raw.column("ts").to_numpy(),
+        )
+    )
     raw = raw.take(pa.array(order))
-    return pa.table({
-        S.USER_ID: raw.column("user"),
-        S.ITEM_ID: raw.column("item"),
-        S.EVENT: pa.array(["like"] * n, pa.string()),
-        S.WEIGHT: pa.array(np.ones(n, np.float64)),
-        S.TIMESTAMP: raw.column("ts"),
-        "rating": raw.column("rating"),
-    })
+    return pa.table(
+        {
+            S.USER_ID: raw.column("user"),
+            S.ITEM_ID: raw.column("item"),
+            S.EVENT: pa.array(["like"] * n, pa.string()),
+            S.WEIGHT: pa.array(np.ones(n, np.float64)),
+            S.TIMESTAMP: raw.column("ts"),
+            "rating": raw.column("rating"),
+        }
+    )
 
 
 def convert_movielens_100k(src_dir: Path, out_dir: Path) -> dict[str, Any]:

@@ -336,8 +336,16 @@ def _creators(
         now_ts - (rng.random(n_cre) * NEW_CREATOR_WINDOW_DAYS * DAY).astype(np.int64),
         now_ts - PUBLISH_WINDOW_DAYS * DAY,
     )
-    return {"sizes": sizes, "is_new": is_new, "pop": pop, "topic1": topic1, "topic2": topic2,
-            "lang": lang, "start": start, "quality_offset": rng.normal(0.0, 0.08, n_cre)}
+    return {
+        "sizes": sizes,
+        "is_new": is_new,
+        "pop": pop,
+        "topic1": topic1,
+        "topic2": topic2,
+        "lang": lang,
+        "start": start,
+        "quality_offset": rng.normal(0.0, 0.08, n_cre),
+    }
 
 
 def _tag_vocab() -> tuple[NDArray[np.str_], NDArray[np.bool_]]:
@@ -365,8 +373,11 @@ def _items(
     t1, t2 = cre["topic1"][creator], cre["topic2"][creator]
     r = rng.random(n)
     explore_topic = rng.choice(n_topics, size=n, p=topic_pop)
-    topic = np.where(t2 >= 0, np.where(r < 0.65, t1, np.where(r < 0.9, t2, explore_topic)),
-                     np.where(r < 0.9, t1, explore_topic))
+    topic = np.where(
+        t2 >= 0,
+        np.where(r < 0.65, t1, np.where(r < 0.9, t2, explore_topic)),
+        np.where(r < 0.9, t1, explore_topic),
+    )
     quality = np.clip(rng.beta(2.5, 2.5, n) + cre["quality_offset"][creator], 0.01, 0.99)
     start = cre["start"][creator]
     # Publish times: uniform since the creator started; at least 10 minutes before "now".
@@ -387,12 +398,13 @@ def _items(
     for t in range(n_topics):
         rows = np.flatnonzero(topic == t)
         if rows.size:
-            picks = _top_k_rows(rng, lang_logw[lang[rows]][:, topic_zh.astype(np.int64)],
-                                n_topic_tags[rows])
+            picks = _top_k_rows(
+                rng, lang_logw[lang[rows]][:, topic_zh.astype(np.int64)], n_topic_tags[rows]
+            )
             slots[rows, :6] = np.where(picks[:, :6] >= 0, picks[:, :6] + 10 * t, -1)
     second = np.flatnonzero(n_second > 0)
     slots[second, 6] = 10 * t2[second] + rng.integers(0, 10, second.size)
-    gen_zh = is_zh[10 * n_topics:].astype(np.int64)
+    gen_zh = is_zh[10 * n_topics :].astype(np.int64)
     gen = _top_k_rows(rng, lang_logw[lang][:, gen_zh], n_generic)[:, :2]
     slots[:, 7:9] = np.where(gen >= 0, gen + 10 * n_topics, -1)
     present = slots >= 0
@@ -418,14 +430,16 @@ def _items(
     order = np.argsort(publish, kind="stable")
     creator_ids = _ids("c", cre["sizes"].size)
     group = np.where(cre["is_new"][creator], NEW_CREATOR, ESTABLISHED)
-    table = pa.table({
-        S.ITEM_ID: pa.array(_ids("v", n)),
-        S.CREATOR_ID: pa.array(creator_ids[creator[order]]),
-        S.KEYWORDS: keywords.take(pa.array(order)),
-        S.TITLE: pa.array(title[order]),
-        S.PUBLISH_TS: pa.array(publish[order]),
-        S.GROUP: pa.array(group[order]),
-    })
+    table = pa.table(
+        {
+            S.ITEM_ID: pa.array(_ids("v", n)),
+            S.CREATOR_ID: pa.array(creator_ids[creator[order]]),
+            S.KEYWORDS: keywords.take(pa.array(order)),
+            S.TITLE: pa.array(title[order]),
+            S.PUBLISH_TS: pa.array(publish[order]),
+            S.GROUP: pa.array(group[order]),
+        }
+    )
     return table, topic[order], quality[order], creator[order]
 
 
@@ -489,13 +503,13 @@ def simulate(
     topic = np.where(explore, rng.choice(n_topics, size=m, p=topic_pop), topic)
     # Feed exposure: good items from popular creators, fresher ones favoured a little.
     age_days = (now - publish) / DAY
-    exposure = quality ** 2 * cre["pop"][creator] ** 0.9 * (0.3 + np.exp(-age_days / 20.0))
+    exposure = quality**2 * cre["pop"][creator] ** 0.9 * (0.3 + np.exp(-age_days / 20.0))
     item = np.empty(m, np.int64)
     by_topic = np.argsort(topic, kind="stable")
     bounds = np.searchsorted(topic[by_topic], np.arange(n_topics + 1))
     all_items = np.arange(item_topic.size)
     for t in range(n_topics):
-        rows = by_topic[bounds[t]:bounds[t + 1]]
+        rows = by_topic[bounds[t] : bounds[t + 1]]
         if not rows.size:
             continue
         members = np.flatnonzero(item_topic == t)
@@ -529,8 +543,14 @@ def simulate(
     start = np.maximum(publish[item], now - INTERACTION_WINDOW_DAYS * DAY)
     ts = start + (rng.random(m) * (now - start)).astype(np.int64)
     events = {
-        "view": np.ones(m, np.bool_), "complete": complete, "like": like, "comment": comment,
-        "share": share, "favorite": favorite, "skip": skip, "dislike": dislike,
+        "view": np.ones(m, np.bool_),
+        "complete": complete,
+        "like": like,
+        "comment": comment,
+        "share": share,
+        "favorite": favorite,
+        "skip": skip,
+        "dislike": dislike,
     }
     parts_uid, parts_item, parts_event, parts_ts, parts_watch = [], [], [], [], []
     for name, mask in events.items():
@@ -552,13 +572,15 @@ def simulate(
     user_ids = _ids("u", n_users)
     item_ids = items.column(S.ITEM_ID)
     e_watch = e_watch[order]
-    interactions = pa.table({
-        S.USER_ID: pa.array(user_ids).take(pa.array(e_uid[order])),
-        S.ITEM_ID: item_ids.take(pa.array(e_item[order])),
-        S.EVENT: pa.array(S.EVENT_TYPES).take(pa.array(e_event[order])),
-        S.TIMESTAMP: pa.array(e_ts[order]),
-        S.WATCH_RATIO: pa.array(e_watch, mask=np.isnan(e_watch)),
-    })
+    interactions = pa.table(
+        {
+            S.USER_ID: pa.array(user_ids).take(pa.array(e_uid[order])),
+            S.ITEM_ID: item_ids.take(pa.array(e_item[order])),
+            S.EVENT: pa.array(S.EVENT_TYPES).take(pa.array(e_event[order])),
+            S.TIMESTAMP: pa.array(e_ts[order]),
+            S.WATCH_RATIO: pa.array(e_watch, mask=np.isnan(e_watch)),
+        }
+    )
     return SyntheticCatalogue(
         items=items,
         interactions=interactions,

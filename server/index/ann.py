@@ -31,7 +31,9 @@ def choose_factory(n_items: int, exact_threshold: int) -> tuple[str, int]:
     return f"IVF{nlist},Flat", max(16, nlist // 64)
 
 
-def build_ann(vectors: NDArray[np.float32], *, exact_threshold: int = 200_000, seed: int = 0) -> AnnIndex:
+def build_ann(
+    vectors: NDArray[np.float32], *, exact_threshold: int = 200_000, seed: int = 0
+) -> AnnIndex:
     factory, nprobe = choose_factory(vectors.shape[0], exact_threshold)
     d = vectors.shape[1]
     index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
@@ -39,7 +41,7 @@ def build_ann(vectors: NDArray[np.float32], *, exact_threshold: int = 200_000, s
     if not index.is_trained:
         rng = np.random.default_rng(seed)
         sample = x[rng.choice(x.shape[0], size=min(x.shape[0], 100_000), replace=False)]
-        index.cp.seed = seed
+        index.cp.seed = seed  # type: ignore[attr-defined]  # IVF clustering params
         index.train(sample)
     index.add(x)
     if nprobe:
@@ -47,7 +49,9 @@ def build_ann(vectors: NDArray[np.float32], *, exact_threshold: int = 200_000, s
     return AnnIndex(index, factory, nprobe)
 
 
-def exact_topk(vectors: NDArray[np.float32], queries: NDArray[np.float32], k: int) -> NDArray[np.float32]:
+def exact_topk(
+    vectors: NDArray[np.float32], queries: NDArray[np.float32], k: int
+) -> NDArray[np.float32]:
     """Exact k-th best inner product per query (the bar an ANN hit must reach)."""
     scores = queries @ vectors.T
     k = min(k, vectors.shape[0])
@@ -69,7 +73,7 @@ def recall_at_k(
         found = ids[q][ids[q] >= 0]
         got = vectors[found] @ queries[q]
         hits += int(np.sum(got >= kth[q] - 1e-5 * max(1.0, abs(float(kth[q])))))
-    return hits / (queries.shape[0] * k)
+    return float(hits / (queries.shape[0] * k))
 
 
 def save(index: faiss.Index, path: Path) -> None:

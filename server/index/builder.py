@@ -45,7 +45,12 @@ class BuildConfig:
     small_creator_max_items: int = 5
     protected_groups: tuple[str, ...] = ("new_creator",)
     blend_weights: dict[str, float] = field(
-        default_factory=lambda: {"keyword": 0.35, "embedding": 0.45, "popularity": 0.15, "freshness": 0.05}
+        default_factory=lambda: {
+            "keyword": 0.35,
+            "embedding": 0.45,
+            "popularity": 0.15,
+            "freshness": 0.05,
+        }
     )
     seed: int = 0
 
@@ -68,7 +73,9 @@ def _index_items(
     return item_idx.astype(np.int64), inter.user_index.astype(np.int64), user_ids
 
 
-def _groups(items: loaders.Items, cfg: BuildConfig, creator_codes: NDArray[np.int64]) -> tuple[NDArray[np.int8], list[str]]:
+def _groups(
+    items: loaders.Items, cfg: BuildConfig, creator_codes: NDArray[np.int64]
+) -> tuple[NDArray[np.int8], list[str]]:
     """Fairness group per item: the table's label, else derived from the creator's size."""
     labels = np.asarray(items.group, dtype=object)
     creator_size = np.bincount(creator_codes)[creator_codes]
@@ -109,7 +116,9 @@ def build_snapshot(
     inter = loaders.filter_unknown_items(inter, items)
     t = timed("load", t)
     if inter.n_rows == 0:
-        raise loaders.InputError(str(interactions_path), None, None, "no interactions reference a known item")
+        raise loaders.InputError(
+            str(interactions_path), None, None, "no interactions reference a known item"
+        )
 
     n_items = items.n_rows
     item_idx, user_idx, user_ids = _index_items(items, inter)
@@ -128,7 +137,9 @@ def build_snapshot(
     positive = signed.copy()
     positive.data = np.log1p(np.maximum(positive.data, 0.0))
     positive.eliminate_zeros()
-    seen = sp.csr_matrix((np.ones_like(w, dtype=np.int8), (user_idx, item_idx)), shape=(n_users, n_items))
+    seen = sp.csr_matrix(
+        (np.ones_like(w, dtype=np.int8), (user_idx, item_idx)), shape=(n_users, n_items)
+    )
     seen.sum_duplicates()
     seen.sort_indices()
     t = timed("aggregate", t)
@@ -142,7 +153,9 @@ def build_snapshot(
 
     _stage(progress, "profiles", 30)
     prof_raw = signed @ kw
-    profiles = text.l2_normalize_rows(text.prune_rows_topk(sp.csr_matrix(prof_raw), cfg.profile_terms))
+    profiles = text.l2_normalize_rows(
+        text.prune_rows_topk(sp.csr_matrix(prof_raw), cfg.profile_terms)
+    )
     profiles = sp.csr_matrix(profiles, dtype=np.float32)
     profiles.sort_indices()
     t = timed("profiles", t)
@@ -154,7 +167,9 @@ def build_snapshot(
     _stage(progress, "ann", 60)
     index = ann.build_ann(emb.items, exact_threshold=cfg.ann_exact_threshold, seed=cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    sample = emb.users[rng.choice(n_users, size=min(n_users, cfg.ann_recall_queries), replace=False)]
+    sample = emb.users[
+        rng.choice(n_users, size=min(n_users, cfg.ann_recall_queries), replace=False)
+    ]
     recall = ann.recall_at_k(index.index, emb.items, sample, k=100)
     t = timed("ann", t)
 
@@ -165,7 +180,9 @@ def build_snapshot(
     publish = np.asarray(items.publish_ts, dtype=np.int64)
     age_days = np.maximum(now - publish, 0) / DAY
     freshness = np.exp(-age_days / cfg.freshness_days).astype(np.float32)
-    creator_names, creator_codes = np.unique(np.asarray(items.creator_id, dtype=str), return_inverse=True)
+    creator_names, creator_codes = np.unique(
+        np.asarray(items.creator_id, dtype=str), return_inverse=True
+    )
     group_codes, group_names = _groups(items, cfg, creator_codes)
     ids = np.arange(n_items)
     by_pop = np.lexsort((ids, -popularity))
@@ -182,35 +199,35 @@ def build_snapshot(
     root = Path(out_dir)
     root.mkdir(parents=True, exist_ok=True)
     version = version or snapshot.new_version(root)
-    with snapshot.writing(root, version) as w:
-        w.text("item_ids.txt", text.join_terms(np.asarray(items.item_id, dtype=str)))
-        w.text("user_ids.txt", text.join_terms(user_ids))
-        w.text("creator_ids.txt", text.join_terms(creator_names.astype(str)))
-        w.text("vocabulary.txt", text.join_terms(feats.vocabulary))
-        w.array("item_creator", creator_codes.astype(np.int32))
-        w.array("item_group", group_codes)
-        w.array("item_publish_ts", publish)
-        w.array("item_popularity", pop_norm)
-        w.array("item_freshness", freshness)
-        w.array("kw_indptr", kw.indptr.astype(np.int64))
-        w.array("kw_indices", kw.indices.astype(np.int32))
-        w.array("kw_data", kw.data.astype(np.float32))
-        w.array("kw_post_indptr", post.indptr.astype(np.int64))
-        w.array("kw_post_items", post.indices.astype(np.int32))
-        w.array("kw_post_weights", post.data.astype(np.float32))
-        w.array("idf", feats.idf)
-        w.array("item_emb", emb.items)
-        w.array("user_emb", emb.users)
-        w.array("singular_values", emb.singular_values)
-        w.array("uprof_indptr", profiles.indptr.astype(np.int64))
-        w.array("uprof_terms", profiles.indices.astype(np.int32))
-        w.array("uprof_weights", profiles.data.astype(np.float32))
-        w.array("useen_indptr", seen.indptr.astype(np.int64))
-        w.array("useen_items", seen.indices.astype(np.int32))
-        w.array("pool_popular", popular_pool.astype(np.int32))
-        w.array("pool_fresh", fresh_pool.astype(np.int32))
-        w.array("pool_cold_start", cold_pool.astype(np.int32))
-        ann.save(index.index, w.path("faiss.index"))
+    with snapshot.writing(root, version) as out:
+        out.text("item_ids.txt", text.join_terms(np.asarray(items.item_id, dtype=str)))
+        out.text("user_ids.txt", text.join_terms(user_ids))
+        out.text("creator_ids.txt", text.join_terms(creator_names.astype(str)))
+        out.text("vocabulary.txt", text.join_terms(feats.vocabulary))
+        out.array("item_creator", creator_codes.astype(np.int32))
+        out.array("item_group", group_codes)
+        out.array("item_publish_ts", publish)
+        out.array("item_popularity", pop_norm)
+        out.array("item_freshness", freshness)
+        out.array("kw_indptr", kw.indptr.astype(np.int64))
+        out.array("kw_indices", kw.indices.astype(np.int32))
+        out.array("kw_data", kw.data.astype(np.float32))
+        out.array("kw_post_indptr", post.indptr.astype(np.int64))
+        out.array("kw_post_items", post.indices.astype(np.int32))
+        out.array("kw_post_weights", post.data.astype(np.float32))
+        out.array("idf", feats.idf)
+        out.array("item_emb", emb.items)
+        out.array("user_emb", emb.users)
+        out.array("singular_values", emb.singular_values)
+        out.array("uprof_indptr", profiles.indptr.astype(np.int64))
+        out.array("uprof_terms", profiles.indices.astype(np.int32))
+        out.array("uprof_weights", profiles.data.astype(np.float32))
+        out.array("useen_indptr", seen.indptr.astype(np.int64))
+        out.array("useen_items", seen.indices.astype(np.int32))
+        out.array("pool_popular", popular_pool.astype(np.int32))
+        out.array("pool_fresh", fresh_pool.astype(np.int32))
+        out.array("pool_cold_start", cold_pool.astype(np.int32))
+        ann.save(index.index, out.path("faiss.index"))
         timed("write", t)
         manifest: dict[str, Any] = {
             "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -225,19 +242,31 @@ def build_snapshot(
             },
             "rejected_rows": dict(inter.rejected),
             "inputs": {
-                "interactions": {"path": str(interactions_path), "sha256": snapshot.sha256_file(Path(interactions_path))},
-                "items": {"path": str(items_path), "sha256": snapshot.sha256_file(Path(items_path))},
+                "interactions": {
+                    "path": str(interactions_path),
+                    "sha256": snapshot.sha256_file(Path(interactions_path)),
+                },
+                "items": {
+                    "path": str(items_path),
+                    "sha256": snapshot.sha256_file(Path(items_path)),
+                },
             },
             "config": _jsonable(dataclasses.asdict(cfg)),
             "blend_weights": dict(cfg.blend_weights),
             "groups": group_names,
             "group_catalogue_share": group_share,
             "protected_groups": [g for g in cfg.protected_groups if g in group_names],
-            "ann": {"factory": index.factory, "nprobe": index.nprobe, "recall_at_100": round(recall, 4), "dim": int(emb.items.shape[1]), "max_item_norm": float(np.linalg.norm(emb.items, axis=1).max(initial=0.0)) or 1.0},
+            "ann": {
+                "factory": index.factory,
+                "nprobe": index.nprobe,
+                "recall_at_100": round(recall, 4),
+                "dim": int(emb.items.shape[1]),
+                "max_item_norm": float(np.linalg.norm(emb.items, axis=1).max(initial=0.0)) or 1.0,
+            },
             "timings_s": timings,
         }
         manifest["build_seconds"] = round(time.perf_counter() - t_all, 3)
-        final = w.commit(manifest)
+        final = out.commit(manifest)
     _stage(progress, "done", 100)
     manifest["path"] = str(final)
     manifest["version"] = version

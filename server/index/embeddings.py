@@ -32,7 +32,7 @@ def _orthonormalize(x: NDArray[np.float64]) -> NDArray[np.float64]:
         for _ in range(2):
             g = x.T @ x
             chol = np.linalg.cholesky(g + 1e-12 * np.trace(g) * np.eye(g.shape[0]))
-            x = np.linalg.solve(chol, x.T).T
+            x = np.asarray(np.linalg.solve(chol, x.T).T, dtype=np.float64)
         return x
     except np.linalg.LinAlgError:
         q, _ = np.linalg.qr(x)

@@ -85,7 +85,8 @@ def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSn
     manifest = snapshot.read_manifest(directory)
     if manifest.get("version") != directory.name:
         raise snapshot.SnapshotError(
-            f"{directory}: manifest says version {manifest.get('version')!r}, directory name differs"
+            f"{directory}: manifest says version {manifest.get('version')!r}, "
+            "but the directory name differs"
         )
     snapshot.verify_files(directory, manifest, checksums=verify_checksums)
 
@@ -126,17 +127,31 @@ def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSn
             uprof_weights=arr("uprof_weights"),
             useen_indptr=arr("useen_indptr"),
             useen_items=arr("useen_items"),
-            pools={name: np.asarray(arr(f"pool_{name}")) for name in ("popular", "fresh", "cold_start")},
+            pools={
+                name: np.asarray(arr(f"pool_{name}")) for name in ("popular", "fresh", "cold_start")
+            },
             ann_index=ann.load(directory / "faiss.index", int(manifest["ann"]["nprobe"])),
             blend_weights={k: float(v) for k, v in manifest["blend_weights"].items()},
         )
     except (KeyError, OSError, ValueError) as exc:
         raise snapshot.SnapshotError(f"{directory}: cannot open snapshot: {exc}") from exc
     n = len(item_ids)
-    for name, a in (("item_creator", loaded.item_creator), ("item_emb", loaded.item_emb), ("item_group", loaded.item_group)):
+    for name, a in (
+        ("item_creator", loaded.item_creator),
+        ("item_emb", loaded.item_emb),
+        ("item_group", loaded.item_group),
+    ):
         if a.shape[0] != n:
             raise snapshot.SnapshotError(f"{directory}: {name} has {a.shape[0]} rows for {n} items")
     if loaded.keywords.n_items != n or loaded.user_emb.shape[0] != len(user_ids):
-        raise snapshot.SnapshotError(f"{directory}: keyword or user arrays do not match the id lists")
-    log.info("opened snapshot %s (%d items, %d users) in %.2fs", loaded.version, n, len(user_ids), time.perf_counter() - t0)
+        raise snapshot.SnapshotError(
+            f"{directory}: keyword or user arrays do not match the id lists"
+        )
+    log.info(
+        "opened snapshot %s (%d items, %d users) in %.2fs",
+        loaded.version,
+        n,
+        len(user_ids),
+        time.perf_counter() - t0,
+    )
     return loaded

@@ -81,7 +81,9 @@ class SnapshotWriter:
         manifest = dict(manifest)
         manifest["format_version"] = FORMAT_VERSION
         manifest["version"] = self.version
-        manifest["files"] = {p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files}
+        manifest["files"] = {
+            p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files
+        }
         for p in files:
             with p.open("rb") as f:
                 os.fsync(f.fileno())
@@ -122,7 +124,8 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         raise SnapshotError(f"{path}: unreadable manifest: {exc}") from exc
     if manifest.get("format_version") != FORMAT_VERSION:
         raise SnapshotError(
-            f"{path}: format_version {manifest.get('format_version')!r}, this server reads {FORMAT_VERSION}"
+            f"{path}: format_version {manifest.get('format_version')!r}, "
+            f"this server reads {FORMAT_VERSION}"
         )
     return manifest
 
@@ -157,7 +160,9 @@ def _version_key(v: str) -> tuple[str, int]:
 
 
 def load_array(directory: Path, name: str, *, mmap: bool = True) -> NDArray[Any]:
-    arr: NDArray[Any] = np.load(directory / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False)
+    arr: NDArray[Any] = np.load(
+        directory / f"{name}.npy", mmap_mode="r" if mmap else None, allow_pickle=False
+    )
     return arr
 
 

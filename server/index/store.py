@@ -24,7 +24,9 @@ log = logging.getLogger(__name__)
 class SnapshotStore:
     """Holds the active snapshot for a snapshot root directory."""
 
-    def __init__(self, root: Path, *, warmup: Callable[[LoadedSnapshot], None] | None = None) -> None:
+    def __init__(
+        self, root: Path, *, warmup: Callable[[LoadedSnapshot], None] | None = None
+    ) -> None:
         self.root = Path(root)
         self._current: LoadedSnapshot | None = None
         self._lock = threading.Lock()

@@ -21,7 +21,34 @@ TITLE_WEIGHT = 1.0
 _LATIN = re.compile(r"[a-z0-9][a-z0-9'+#-]*")
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
 _STOP = frozenset(
-    "a an and are as at be by for from how i in is it my of on or the this to vs with you your".split()
+    (
+        "a",
+        "an",
+        "and",
+        "are",
+        "as",
+        "at",
+        "be",
+        "by",
+        "for",
+        "from",
+        "how",
+        "i",
+        "in",
+        "is",
+        "it",
+        "my",
+        "of",
+        "on",
+        "or",
+        "the",
+        "this",
+        "to",
+        "vs",
+        "with",
+        "you",
+        "your",
+    )
 )
 
 
@@ -68,7 +95,10 @@ def build_tfidf(
     vals: list[float] = []
     for i, (kw, title) in enumerate(zip(keywords, titles, strict=True)):
         counts: dict[int, float] = {}
-        for tokens, weight in ((tokenize_tags(kw or ""), TAG_WEIGHT), (tokenize_title(title or ""), TITLE_WEIGHT)):
+        for tokens, weight in (
+            (tokenize_tags(kw or ""), TAG_WEIGHT),
+            (tokenize_title(title or ""), TITLE_WEIGHT),
+        ):
             for tok in tokens:
                 j = vocab.setdefault(tok, len(vocab))
                 counts[j] = counts.get(j, 0.0) + weight

@@ -23,10 +23,14 @@ def validate(params: FairnessParams, known_groups: list[str]) -> None:
     if params.creator_window < 0:
         raise InvalidArgument(f"creator_window must be >= 0, got {params.creator_window}")
     if not 0.0 <= params.min_protected_share <= 1.0 or math.isnan(params.min_protected_share):
-        raise InvalidArgument(f"min_protected_share must be in [0, 1], got {params.min_protected_share}")
+        raise InvalidArgument(
+            f"min_protected_share must be in [0, 1], got {params.min_protected_share}"
+        )
     unknown = [g for g in params.protected_groups if g not in known_groups]
     if unknown:
-        raise InvalidArgument(f"unknown protected group(s) {unknown}; this snapshot has groups {known_groups}")
+        raise InvalidArgument(
+            f"unknown protected group(s) {unknown}; this snapshot has groups {known_groups}"
+        )
 
 
 def _discount(k: int) -> NDArray[np.float64]:
@@ -70,7 +74,11 @@ def rerank(
             return len(recent) < cap
 
         for pos in range(k):
-            need = params.policy is Policy.EXPOSURE and prot_left > 0 and n_prot < math.floor(params.min_protected_share * (pos + 1) + 1e-9)
+            need = (
+                params.policy is Policy.EXPOSURE
+                and prot_left > 0
+                and n_prot < math.floor(params.min_protected_share * (pos + 1) + 1e-9)
+            )
             pick = -1
             fallback = -1
             for i in order:
@@ -98,7 +106,14 @@ def rerank(
                 prot_left -= 1
         chosen = np.asarray(picks, dtype=np.int64)
     report = measure(
-        scores, creators, groups, chosen, order[:k], params, group_names=group_names, target_share=target_share
+        scores,
+        creators,
+        groups,
+        chosen,
+        order[:k],
+        params,
+        group_names=group_names,
+        target_share=target_share,
     )
     report.constraints_satisfied = report.constraints_satisfied and satisfied
     return Page(positions=chosen.astype(np.int64), scores=scores[chosen], report=report)

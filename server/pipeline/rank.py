@@ -38,7 +38,11 @@ def item_id_order(snap: LoadedSnapshot, items: NDArray[np.int32]) -> NDArray[np.
 
 
 def rerank_scores(
-    snap: LoadedSnapshot, items: NDArray[np.int32], scores: NDArray[np.float32], num_results: int, params: FairnessParams
+    snap: LoadedSnapshot,
+    items: NDArray[np.int32],
+    scores: NDArray[np.float32],
+    num_results: int,
+    params: FairnessParams,
 ) -> Page:
     if not params.protected_groups and snap.protected_groups:
         params = dataclasses.replace(params, protected_groups=tuple(snap.protected_groups))
@@ -73,7 +77,11 @@ def rank(
     t2 = time.perf_counter_ns()
     page = rerank_scores(snap, cands.items, scores.total, num_results, params)
     t3 = time.perf_counter_ns()
-    timings = {"retrieval": (t1 - t0) // 1000, "ranking": (t2 - t1) // 1000, "reranking": (t3 - t2) // 1000}
+    timings = {
+        "retrieval": (t1 - t0) // 1000,
+        "ranking": (t2 - t1) // 1000,
+        "reranking": (t3 - t2) // 1000,
+    }
     return RankResult(snap, state, cands, scores, page, timings)
 
 
@@ -84,7 +92,9 @@ def resolve_items(snap: LoadedSnapshot, item_ids: list[str]) -> NDArray[np.int32
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
-        raise NotFound(f"item(s) not in snapshot {snap.version}: {shown}{more}", snapshot_version=snap.version)
+        raise NotFound(
+            f"item(s) not in snapshot {snap.version}: {shown}{more}", snapshot_version=snap.version
+        )
     return np.asarray(idx, dtype=np.int32)
 
 

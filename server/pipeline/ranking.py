@@ -27,7 +27,12 @@ def score(snap: LoadedSnapshot, state: UserState, items: NDArray[np.int32]) -> S
     pop = snap.item_popularity[items]
     fresh = snap.item_freshness[items]
     w = snap.blend_weights
-    total = w.get("keyword", 0) * kw + w.get("embedding", 0) * emb + w.get("popularity", 0) * pop + w.get("freshness", 0) * fresh
+    total = (
+        w.get("keyword", 0) * kw
+        + w.get("embedding", 0) * emb
+        + w.get("popularity", 0) * pop
+        + w.get("freshness", 0) * fresh
+    )
     return Scores(
         items=items,
         total=np.asarray(total, np.float32),

@@ -15,7 +15,9 @@ def _drop(items: NDArray[np.int64], excluded: NDArray[np.int32]) -> NDArray[np.i
     return items[~np.isin(items, excluded, assume_unique=False)]
 
 
-def _ann(snap: LoadedSnapshot, state: UserState, quota: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _ann(
+    snap: LoadedSnapshot, state: UserState, quota: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or not np.any(state.embedding):
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     # Ask for enough extra neighbours that removing seen items still leaves `quota`.
@@ -30,7 +32,9 @@ def _ann(snap: LoadedSnapshot, state: UserState, quota: int) -> tuple[NDArray[np
     return ids[:quota].astype(np.int64), scores[:quota].astype(np.float32)
 
 
-def _keyword(snap: LoadedSnapshot, state: UserState, quota: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _keyword(
+    snap: LoadedSnapshot, state: UserState, quota: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or state.q_terms.size == 0:
         return np.zeros(0, np.int64), np.zeros(0, np.float32)
     ids, scores = snap.keywords.topk(state.q_terms, state.q_weights, quota, state.excluded)
@@ -51,7 +55,11 @@ def retrieve(snap: LoadedSnapshot, state: UserState, num_candidates: int) -> Can
         (Source.ANN, ann_ids, ann_scores),
         (Source.KEYWORD, kw_ids, kw_scores),
     ]
-    for src, name, quota in ((Source.POPULAR, "popular", q.popular), (Source.FRESH, "fresh", q.fresh), (Source.COLD_START, "cold_start", q.cold_start)):
+    for src, name, quota in (
+        (Source.POPULAR, "popular", q.popular),
+        (Source.FRESH, "fresh", q.fresh),
+        (Source.COLD_START, "cold_start", q.cold_start),
+    ):
         ids = _pool(snap, name, state, quota)
         parts.append((src, ids, snap.item_popularity[ids].astype(np.float32)))
     all_ids = np.concatenate([p[1] for p in parts])
@@ -59,7 +67,9 @@ def retrieve(snap: LoadedSnapshot, state: UserState, num_candidates: int) -> Can
     all_scores = np.concatenate([p[2] for p in parts])
     counts = {p[0]: int(p[1].size) for p in parts}
     if all_ids.size == 0:
-        return Candidates(np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.float32), counts)
+        return Candidates(
+            np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.float32), counts
+        )
     uniq, first, inv = np.unique(all_ids, return_index=True, return_inverse=True)
     bits = np.zeros(uniq.size, np.uint8)
     np.bitwise_or.at(bits, inv, all_bits)

@@ -47,12 +47,9 @@ class RetrievalQuotas:
 
     @staticmethod
     def for_total(total: int, *, known_user: bool) -> RetrievalQuotas:
-        if known_user:
-            shares = (0.5, 0.25, 0.1, 0.075, 0.075)
-        else:
-            # A cold user has no stored embedding or profile: lean on trending and fresh pools.
-            shares = (0.2, 0.2, 0.3, 0.15, 0.15)
-        ann, kw, pop, fresh, cold = (max(1, int(round(total * s))) for s in shares)
+        # A cold user has no stored embedding or profile: lean on trending and fresh pools.
+        shares = (0.5, 0.25, 0.1, 0.075, 0.075) if known_user else (0.2, 0.2, 0.3, 0.15, 0.15)
+        ann, kw, pop, fresh, cold = (max(1, round(total * s)) for s in shares)
         return RetrievalQuotas(ann, kw, pop, fresh, cold)
 
 

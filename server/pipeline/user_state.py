@@ -18,7 +18,10 @@ PROFILE_TERMS = 64
 
 
 def _merge_sparse(
-    a_terms: NDArray[np.int32], a_w: NDArray[np.float32], b_terms: NDArray[np.int32], b_w: NDArray[np.float32]
+    a_terms: NDArray[np.int32],
+    a_w: NDArray[np.float32],
+    b_terms: NDArray[np.int32],
+    b_w: NDArray[np.float32],
 ) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
     terms = np.concatenate([a_terms, b_terms])
     if terms.size == 0:
@@ -37,7 +40,9 @@ def build_user_state(
     """Resolve the user; events and exclusions naming unknown items are ignored."""
     u = snap.user_index.get(user_id) if user_id else None
     dim = snap.item_emb.shape[1]
-    emb = np.array(snap.user_emb[u], dtype=np.float32) if u is not None else np.zeros(dim, np.float32)
+    emb = (
+        np.array(snap.user_emb[u], dtype=np.float32) if u is not None else np.zeros(dim, np.float32)
+    )
     if u is not None:
         q_terms, q_weights = snap.user_profile(u)
     else:
@@ -48,15 +53,25 @@ def build_user_state(
     recent = np.array([i for i, _ in known_events], dtype=np.int32)
     if known_events:
         weights = np.array(
-            [DEFAULT_EVENT_WEIGHTS[e.event_type] * (0.5 + e.watch_ratio if e.watch_ratio > 0 else 1.0) for _, e in known_events],
+            [
+                DEFAULT_EVENT_WEIGHTS[e.event_type]
+                * (0.5 + e.watch_ratio if e.watch_ratio > 0 else 1.0)
+                for _, e in known_events
+            ],
             dtype=np.float32,
         )
         ts = np.array([e.timestamp for _, e in known_events], dtype=np.float64)
         ages = np.maximum(ts.max() - ts, 0.0)
         decay = (0.5 ** (ages / RECENT_HALF_LIFE_S)).astype(np.float32)
-        emb = emb + RECENT_EMBEDDING_BOOST * fold_in(snap.item_emb, snap.singular_values, recent.astype(np.int64), weights * decay)
-        r_terms, r_weights = snap.keywords.build_profile(recent, weights, ages, RECENT_HALF_LIFE_S, PROFILE_TERMS)
-        q_terms, q_weights = _merge_sparse(q_terms, q_weights, r_terms, RECENT_KEYWORD_BOOST * r_weights)
+        emb = emb + RECENT_EMBEDDING_BOOST * fold_in(
+            snap.item_emb, snap.singular_values, recent.astype(np.int64), weights * decay
+        )
+        r_terms, r_weights = snap.keywords.build_profile(
+            recent, weights, ages, RECENT_HALF_LIFE_S, PROFILE_TERMS
+        )
+        q_terms, q_weights = _merge_sparse(
+            q_terms, q_weights, r_terms, RECENT_KEYWORD_BOOST * r_weights
+        )
 
     excluded_parts = [recent]
     if u is not None:
@@ -64,4 +79,11 @@ def build_user_state(
     ex = [snap.item_index.get(i) for i in exclude_ids]
     excluded_parts.append(np.array([i for i in ex if i is not None], dtype=np.int32))
     excluded = np.unique(np.concatenate(excluded_parts)).astype(np.int32)
-    return UserState(u, emb.astype(np.float32), q_terms.astype(np.int32), q_weights.astype(np.float32), excluded, recent)
+    return UserState(
+        u,
+        emb.astype(np.float32),
+        q_terms.astype(np.int32),
+        q_weights.astype(np.float32),
+        excluded,
+        recent,
+    )

@@ -62,7 +62,9 @@ class Operations(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
         with self._lock:
             op = self._ops.get(name)
             if op is None:
-                raise NotFound(f"operation {name!r} not found (operations are kept in memory until restart)")
+                raise NotFound(
+                    f"operation {name!r} not found (operations are kept in memory until restart)"
+                )
             out = ops_pb.Operation()
             out.CopyFrom(op)
             return out
@@ -71,7 +73,9 @@ class Operations(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
         with self._lock:
             return next((n for n, op in self._ops.items() if not op.done), None)
 
-    def GetOperation(self, request: ops_pb.GetOperationRequest, context: grpc.ServicerContext) -> ops_pb.Operation:
+    def GetOperation(
+        self, request: ops_pb.GetOperationRequest, context: grpc.ServicerContext
+    ) -> ops_pb.Operation:
         return self.get(request.name)
 
     def ListOperations(
@@ -82,7 +86,7 @@ class Operations(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
         return ops_pb.ListOperationsResponse(operations=ops)
 
 
-class IndexAdminService(pb_grpc.IndexAdminServiceServicer):  # type: ignore[misc]
+class IndexAdminService(pb_grpc.IndexAdminServiceServicer):
     def __init__(self, store: SnapshotStore, config: ServerConfig, operations: Operations) -> None:
         self.store = store
         self.config = config
@@ -103,23 +107,39 @@ class IndexAdminService(pb_grpc.IndexAdminServiceServicer):  # type: ignore[misc
             raise NotFound(f"{field} {raw!r} does not exist or is not a file")
         return path
 
-    def RebuildIndex(self, request: pb.RebuildIndexRequest, context: grpc.ServicerContext) -> ops_pb.Operation:
+    def RebuildIndex(
+        self, request: pb.RebuildIndexRequest, context: grpc.ServicerContext
+    ) -> ops_pb.Operation:
         interactions = self._checked_path("interactions_path", request.interactions_path)
         items = self._checked_path("items_path", request.items_path)
         with self._start_lock:
             running = self.ops.running()
             if running is not None:
-                raise FailedPrecondition(f"a rebuild is already running: {running}", operation=running)
+                raise FailedPrecondition(
+                    f"a rebuild is already running: {running}", operation=running
+                )
             name = f"operations/rebuild-{uuid.uuid4().hex[:12]}"
-            meta = pb.RebuildIndexMetadata(stage=pb.REBUILD_STAGE_QUEUED, progress_percent=0.0, start_time=_ts(time.time()))
+            meta = pb.RebuildIndexMetadata(
+                stage=pb.REBUILD_STAGE_QUEUED, progress_percent=0.0, start_time=_ts(time.time())
+            )
             op = ops_pb.Operation(name=name, metadata=_pack(meta), done=False)
             self.ops.put(op)
         threading.Thread(
-            target=self._run, args=(name, meta, interactions, items, not request.skip_activation), daemon=True, name=name
+            target=self._run,
+            args=(name, meta, interactions, items, not request.skip_activation),
+            daemon=True,
+            name=name,
         ).start()
         return self.ops.get(name)
 
-    def _run(self, name: str, meta: pb.RebuildIndexMetadata, interactions: Path, items: Path, activate: bool) -> None:
+    def _run(
+        self,
+        name: str,
+        meta: pb.RebuildIndexMetadata,
+        interactions: Path,
+        items: Path,
+        activate: bool,
+    ) -> None:
         t0 = time.perf_counter()
 
         def progress(stage: str, pct: float) -> None:
@@ -128,7 +148,9 @@ class IndexAdminService(pb_grpc.IndexAdminServiceServicer):  # type: ignore[misc
             self.ops.put(ops_pb.Operation(name=name, metadata=_pack(meta), done=False))
 
         try:
-            manifest = builder.build_snapshot(interactions, items, self.store.root, progress=progress)
+            manifest = builder.build_snapshot(
+                interactions, items, self.store.root, progress=progress
+            )
             meta.snapshot_version = manifest["version"]
             if activate:
                 meta.stage = pb.REBUILD_STAGE_ACTIVATING
@@ -146,7 +168,9 @@ class IndexAdminService(pb_grpc.IndexAdminServiceServicer):  # type: ignore[misc
             )
             meta.stage, meta.progress_percent = pb.REBUILD_STAGE_DONE, 100.0
             meta.end_time.CopyFrom(_ts(time.time()))
-            self.ops.put(ops_pb.Operation(name=name, metadata=_pack(meta), done=True, response=_pack(result)))
+            self.ops.put(
+                ops_pb.Operation(name=name, metadata=_pack(meta), done=True, response=_pack(result))
+            )
             log.info("rebuild %s finished: snapshot %s", name, manifest["version"])
         except Exception as exc:
             code = code_pb2.INVALID_ARGUMENT if isinstance(exc, ValueError) else code_pb2.INTERNAL
@@ -156,12 +180,18 @@ class IndexAdminService(pb_grpc.IndexAdminServiceServicer):  # type: ignore[misc
                 log.warning("rebuild %s failed: %s", name, exc)
             meta.stage = pb.REBUILD_STAGE_DONE
             meta.end_time.CopyFrom(_ts(time.time()))
-            err = status_pb2.Status(code=code, message=f"rebuild failed, serving snapshot unchanged: {exc}")
+            err = status_pb2.Status(
+                code=code, message=f"rebuild failed, serving snapshot unchanged: {exc}"
+            )
             self.ops.put(ops_pb.Operation(name=name, metadata=_pack(meta), done=True, error=err))
 
-    def GetIndexStatus(self, request: pb.GetIndexStatusRequest, context: grpc.ServicerContext) -> pb.GetIndexStatusResponse:
+    def GetIndexStatus(
+        self, request: pb.GetIndexStatusRequest, context: grpc.ServicerContext
+    ) -> pb.GetIndexStatusResponse:
         snap = self.store.current_or_none()
-        resp = pb.GetIndexStatusResponse(serving=snap is not None, available_versions=self.store.versions())
+        resp = pb.GetIndexStatusResponse(
+            serving=snap is not None, available_versions=self.store.versions()
+        )
         if snap is not None:
             m = snap.manifest
             resp.snapshot_version = snap.version

@@ -47,7 +47,9 @@ def bounded(name: str, value: int, default: int, maximum: int) -> int:
 
 def events(raw: Sequence[types_pb2.UserEvent]) -> list[Event]:
     if len(raw) > MAX_EVENTS:
-        raise InvalidArgument(f"recent_events has {len(raw)} entries; at most {MAX_EVENTS} are accepted")
+        raise InvalidArgument(
+            f"recent_events has {len(raw)} entries; at most {MAX_EVENTS} are accepted"
+        )
     now = time.time()
     out = []
     for i, e in enumerate(raw):
@@ -56,7 +58,9 @@ def events(raw: Sequence[types_pb2.UserEvent]) -> list[Event]:
             raise InvalidArgument(f"{where}.item_id is empty")
         name = EVENT_NAMES.get(e.event_type)
         if name is None:
-            raise InvalidArgument(f"{where}.event_type must be set to a known EventType, got {e.event_type}")
+            raise InvalidArgument(
+                f"{where}.event_type must be set to a known EventType, got {e.event_type}"
+            )
         if not e.HasField("timestamp") or e.timestamp.seconds <= 0:
             raise InvalidArgument(f"{where}.timestamp must be set to a time after 1970-01-01")
         ts = e.timestamp.seconds + e.timestamp.nanos / 1e9
@@ -70,7 +74,9 @@ def events(raw: Sequence[types_pb2.UserEvent]) -> list[Event]:
 
 def exclusions(raw: Sequence[str]) -> list[str]:
     if len(raw) > MAX_EXCLUDED:
-        raise InvalidArgument(f"exclude_item_ids has {len(raw)} entries; at most {MAX_EXCLUDED} are accepted")
+        raise InvalidArgument(
+            f"exclude_item_ids has {len(raw)} entries; at most {MAX_EXCLUDED} are accepted"
+        )
     return list(raw)
 
 
@@ -81,7 +87,9 @@ def fairness(msg: types_pb2.FairnessOptions, has: bool, cfg: ServerConfig) -> Fa
     if msg.policy not in POLICY_FROM_PROTO and msg.policy != types_pb2.FAIRNESS_POLICY_UNSPECIFIED:
         raise InvalidArgument(f"fairness.policy {msg.policy} is not a known FairnessPolicy")
     if msg.max_items_per_creator < 0:
-        raise InvalidArgument(f"fairness.max_items_per_creator must be >= 0, got {msg.max_items_per_creator}")
+        raise InvalidArgument(
+            f"fairness.max_items_per_creator must be >= 0, got {msg.max_items_per_creator}"
+        )
     if msg.creator_window < 0:
         raise InvalidArgument(f"fairness.creator_window must be >= 0, got {msg.creator_window}")
     return FairnessParams(
@@ -108,7 +116,10 @@ def report(r: FairnessReport) -> types_pb2.FairnessReport:
         policy=POLICY_TO_PROTO[r.policy],
         groups=[
             types_pb2.GroupExposure(
-                group=g.group, item_count=g.item_count, exposure_share=g.exposure_share, target_share=g.target_share
+                group=g.group,
+                item_count=g.item_count,
+                exposure_share=g.exposure_share,
+                target_share=g.target_share,
             )
             for g in r.groups
         ],

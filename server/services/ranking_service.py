@@ -11,14 +11,15 @@ from server.api.reelrank.v1 import types_pb2
 from server.config import MAX_CANDIDATES, ServerConfig
 from server.errors import InvalidArgument
 from server.index.store import SnapshotStore
-from server.pipeline import ranking, rank as pipeline
+from server.pipeline import rank as pipeline
+from server.pipeline import ranking
 from server.pipeline.retrieval import retrieve
 from server.pipeline.types import Scores
 from server.pipeline.user_state import build_user_state
 from server.services import convert
 
 
-class RankingService(pb_grpc.RankingServiceServicer):  # type: ignore[misc]
+class RankingService(pb_grpc.RankingServiceServicer):
     def __init__(self, store: SnapshotStore, config: ServerConfig) -> None:
         self.store = store
         self.config = config
@@ -52,7 +53,9 @@ class RankingService(pb_grpc.RankingServiceServicer):  # type: ignore[misc]
                 item.stage_scores.CopyFrom(_stage_scores(scores, p))
                 item.sources.extend(convert.sources(int(bits[j])))
         if request.debug:
-            resp.timings.extend(types_pb2.StageTiming(stage=k, micros=v) for k, v in result.timings_us.items())
+            resp.timings.extend(
+                types_pb2.StageTiming(stage=k, micros=v) for k, v in result.timings_us.items()
+            )
             resp.source_counts.extend(
                 types_pb2.SourceCount(source=convert.SOURCE_TO_PROTO[s], count=cnt)
                 for s, cnt in result.candidates.source_counts.items()
@@ -62,14 +65,24 @@ class RankingService(pb_grpc.RankingServiceServicer):  # type: ignore[misc]
     def RetrieveCandidates(
         self, request: pb.RetrieveCandidatesRequest, context: grpc.ServicerContext
     ) -> pb.RetrieveCandidatesResponse:
-        c = convert.bounded("num_candidates", request.num_candidates, self.config.default_num_candidates, MAX_CANDIDATES)
+        c = convert.bounded(
+            "num_candidates",
+            request.num_candidates,
+            self.config.default_num_candidates,
+            MAX_CANDIDATES,
+        )
         events = convert.events(request.recent_events)
         excluded = convert.exclusions(request.exclude_item_ids)
         snap = self.store.current()
         state = build_user_state(snap, request.user_id, events, excluded)
         cands = retrieve(snap, state, c)
         resp = pb.RetrieveCandidatesResponse(snapshot_version=snap.version)
-        for i, bits, s in zip(cands.items.tolist(), cands.sources.tolist(), cands.retrieval_score.tolist(), strict=True):
+        for i, bits, s in zip(
+            cands.items.tolist(),
+            cands.sources.tolist(),
+            cands.retrieval_score.tolist(),
+            strict=True,
+        ):
             resp.candidates.add(
                 item_id=snap.item_ids[i],
                 creator_id=snap.creator_ids[int(snap.item_creator[i])],
@@ -78,13 +91,19 @@ class RankingService(pb_grpc.RankingServiceServicer):  # type: ignore[misc]
                 retrieval_score=s,
             )
         resp.source_counts.extend(
-            types_pb2.SourceCount(source=convert.SOURCE_TO_PROTO[s], count=cnt) for s, cnt in cands.source_counts.items()
+            types_pb2.SourceCount(source=convert.SOURCE_TO_PROTO[s], count=cnt)
+            for s, cnt in cands.source_counts.items()
         )
         return resp
 
-    def ScoreCandidates(self, request: pb.ScoreCandidatesRequest, context: grpc.ServicerContext) -> pb.ScoreCandidatesResponse:
+    def ScoreCandidates(
+        self, request: pb.ScoreCandidatesRequest, context: grpc.ServicerContext
+    ) -> pb.ScoreCandidatesResponse:
         if len(request.item_ids) > MAX_CANDIDATES:
-            raise InvalidArgument(f"item_ids has {len(request.item_ids)} entries; at most {MAX_CANDIDATES} are accepted")
+            raise InvalidArgument(
+                f"item_ids has {len(request.item_ids)} entries; "
+                f"at most {MAX_CANDIDATES} are accepted"
+            )
         events = convert.events(request.recent_events)
         snap = self.store.current()
         items = pipeline.resolve_items(snap, list(request.item_ids))
@@ -107,8 +126,12 @@ class RankingService(pb_grpc.RankingServiceServicer):  # type: ignore[misc]
         self, request: pb.RerankCandidatesRequest, context: grpc.ServicerContext
     ) -> pb.RerankCandidatesResponse:
         if len(request.items) > MAX_CANDIDATES:
-            raise InvalidArgument(f"items has {len(request.items)} entries; at most {MAX_CANDIDATES} are accepted")
-        n = convert.bounded("num_results", request.num_results, self.config.default_num_results, 1000)
+            raise InvalidArgument(
+                f"items has {len(request.items)} entries; at most {MAX_CANDIDATES} are accepted"
+            )
+        n = convert.bounded(
+            "num_results", request.num_results, self.config.default_num_results, 1000
+        )
         params = convert.fairness(request.fairness, request.HasField("fairness"), self.config)
         seen: set[str] = set()
         for j, it in enumerate(request.items):
@@ -123,7 +146,9 @@ class RankingService(pb_grpc.RankingServiceServicer):  # type: ignore[misc]
         items = pipeline.resolve_items(snap, [it.item_id for it in request.items])
         scores = np.array([it.score for it in request.items], dtype=np.float32)
         page = pipeline.rerank_scores(snap, items, scores, n, params)
-        resp = pb.RerankCandidatesResponse(snapshot_version=snap.version, fairness_report=convert.report(page.report))
+        resp = pb.RerankCandidatesResponse(
+            snapshot_version=snap.version, fairness_report=convert.report(page.report)
+        )
         for p in page.positions.tolist():
             src = request.items[p]
             i = int(items[p])
