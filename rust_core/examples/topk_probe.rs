@@ -1,7 +1,7 @@
 //! Developer probe: times `topk` on an index directory written by the benchmark.
 //!
 //! `cargo run --release --example topk_probe -- DIR [K]` with DIR holding the six `kw_*.npy`
-//! files plus `queries.npz`-free query files `q_terms_N.npy` / `q_weights_N.npy`.
+//! files plus query files `q_terms_N.npy` / `q_weights_N.npy` (N = 0, 1, ...).
 
 use std::path::PathBuf;
 use std::time::Instant;

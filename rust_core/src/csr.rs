@@ -32,8 +32,68 @@ pub struct KeywordMatrix {
     post_indptr: Buf<i64>,
     post_items: Buf<i32>,
     post_weights: Buf<f32>,
-    /// Largest weight in each posting list (0 for empty lists): the MaxScore upper bounds.
+    /// Largest weight in each posting list (0 for empty lists).
     term_max: Vec<f32>,
+    /// Tiled view of the postings used by the dense top-k path (see [`Tiles`]).
+    tiles: Tiles,
+}
+
+/// log2 of the number of items per tile.
+pub const TILE_SHIFT: u32 = 16;
+/// Items per tile (item ids within a tile fit in `u16`).
+pub const TILE: usize = 1 << TILE_SHIFT;
+
+/// The postings cut at tile boundaries (item ranges of [`TILE`] ids).
+///
+/// For term `t` and tile `b`, postings `seg[t * (n_tiles + 1) + b] ..
+/// seg[t * (n_tiles + 1) + b + 1]` (relative to the start of `t`'s list) have item ids in
+/// `[b * TILE, (b + 1) * TILE)`; `lo` holds their low 16 bits and `bmax` their largest weight.
+pub struct Tiles {
+    /// Number of tiles, `ceil(n_items / TILE)`.
+    pub n_tiles: usize,
+    /// Tile boundaries per term, `n_terms * (n_tiles + 1)` offsets.
+    pub seg: Vec<u32>,
+    /// Largest weight per (term, tile), `n_terms * n_tiles`.
+    pub bmax: Vec<f32>,
+    /// Low 16 bits of every posting's item id (parallel to the postings arrays).
+    pub lo: Vec<u16>,
+}
+
+impl Tiles {
+    /// Builds the tiled view of (sorted) posting lists.
+    fn build(post_indptr: &[i64], items: &[i32], weights: &[f32], n_items: usize) -> Self {
+        let n_terms = post_indptr.len() - 1;
+        let n_tiles = n_items.div_ceil(TILE);
+        let mut seg = vec![0u32; n_terms * (n_tiles + 1)];
+        let mut bmax = vec![0f32; n_terms * n_tiles];
+        for t in 0..n_terms {
+            let (a, b) = (post_indptr[t] as usize, post_indptr[t + 1] as usize);
+            let segs = &mut seg[t * (n_tiles + 1)..(t + 1) * (n_tiles + 1)];
+            let maxes = &mut bmax[t * n_tiles..(t + 1) * n_tiles];
+            let mut tile = 0usize;
+            for (p, (&it, &w)) in items[a..b].iter().zip(&weights[a..b]).enumerate() {
+                let it_tile = (it as usize) >> TILE_SHIFT;
+                while tile < it_tile {
+                    tile += 1;
+                    segs[tile] = p as u32;
+                }
+                maxes[tile] = maxes[tile].max(w);
+            }
+            for s in &mut segs[tile + 1..] {
+                *s = (b - a) as u32;
+            }
+        }
+        let lo = items
+            .iter()
+            .map(|&i| (i as usize & (TILE - 1)) as u16)
+            .collect();
+        Self {
+            n_tiles,
+            seg,
+            bmax,
+            lo,
+        }
+    }
 }
 
 /// Names used in error messages when validating one CSR-shaped triple.
@@ -196,7 +256,9 @@ impl KeywordMatrix {
         }
         let (pi, pr, pw) = transpose(indptr, indices, data, n_terms);
         let tm = term_max(&pi, &pw);
+        let tiles = Tiles::build(&pi, &pr, &pw, n_items);
         Ok(Self {
+            tiles,
             n_items,
             n_terms,
             indptr: indptr.to_vec().into(),
@@ -327,11 +389,15 @@ impl KeywordMatrix {
                 .map_err(|e| file_err(KW_INDICES, e))?;
             check_ids(&post_items, n_items, "item ids", "n_items")
                 .map_err(|e| file_err(KW_POST_ITEMS, e))?;
+            check_sorted_lists(&post_indptr, &post_items)
+                .map_err(|e| file_err(KW_POST_ITEMS, e))?;
             check_weights(&data, "weights").map_err(|e| file_err(KW_DATA, e))?;
             check_weights(&post_weights, "weights").map_err(|e| file_err(KW_POST_WEIGHTS, e))?;
         }
         let tm = term_max(&post_indptr, &post_weights);
+        let tiles = Tiles::build(&post_indptr, &post_items, &post_weights, n_items);
         Ok(Self {
+            tiles,
             n_items,
             n_terms,
             indptr,
@@ -396,6 +462,32 @@ impl KeywordMatrix {
         (&self.post_items[a..b], &self.post_weights[a..b])
     }
 
+    /// The tiled view of the postings.
+    #[inline]
+    pub fn tiles(&self) -> &Tiles {
+        &self.tiles
+    }
+
+    /// Offset of term `t`'s list in the postings arrays.
+    #[inline]
+    pub fn post_start(&self, t: usize) -> usize {
+        self.post_indptr[t] as usize
+    }
+
+    /// Hints the CPU to fetch the offsets of row `i`.
+    #[inline]
+    pub fn prefetch_indptr(&self, i: usize) {
+        prefetch(self.indptr.as_ptr().wrapping_add(i));
+    }
+
+    /// Hints the CPU to fetch the start of row `i` (reads its offsets).
+    #[inline]
+    pub fn prefetch_row(&self, i: usize) {
+        let a = self.indptr[i] as usize;
+        prefetch(self.indices.as_ptr().wrapping_add(a));
+        prefetch(self.data.as_ptr().wrapping_add(a));
+    }
+
     /// Largest weight in term `t`'s posting list.
     #[inline]
     pub fn term_max(&self, t: usize) -> f32 {
@@ -453,9 +545,20 @@ impl KeywordMatrix {
             for (&t, &w) in terms.iter().zip(weights) {
                 qd[t as usize] = w;
             }
+            // Candidate rows are random accesses: prefetch all offsets, then each row a few
+            // candidates ahead, so that the memory latencies overlap.
+            for &c in candidates {
+                self.prefetch_indptr(c as usize);
+            }
             let out = candidates
                 .iter()
-                .map(|&c| self.dot_dense(c as usize, qd))
+                .enumerate()
+                .map(|(j, &c)| {
+                    if let Some(&nx) = candidates.get(j + ROW_AHEAD) {
+                        self.prefetch_row(nx as usize);
+                    }
+                    self.dot_dense(c as usize, qd)
+                })
                 .collect();
             for &t in terms {
                 qd[t as usize] = 0.0;
@@ -474,6 +577,38 @@ impl KeywordMatrix {
         }
         s0
     }
+}
+
+/// How many candidates ahead row-wise scoring prefetches rows.
+pub const ROW_AHEAD: usize = 12;
+
+/// Software prefetch of the cache line holding `p` (a no-op off x86-64; never faults).
+#[inline(always)]
+pub fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint; it never faults or reads memory architecturally.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast::<i8>());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
+}
+
+/// Checks that each posting list's item ids are strictly increasing (the tiled view needs it).
+fn check_sorted_lists(post_indptr: &[i64], items: &[i32]) -> Result<()> {
+    for (t, w) in post_indptr.windows(2).enumerate() {
+        let list = &items[w[0] as usize..w[1] as usize];
+        if let Some(p) = list.windows(2).position(|v| v[1] <= v[0]) {
+            return Err(CoreError::invalid(format!(
+                "item ids must be strictly increasing within each term: term {t}, position {} \
+                 has {} after {}",
+                w[0] as usize + p + 1,
+                list[p + 1],
+                list[p]
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Checks that every id is in `[0, n)` (a branch-free min/max pass, then a search on failure).

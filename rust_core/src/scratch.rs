@@ -33,8 +33,9 @@ impl Scratch {
             self.pmark.fill(false);
             self.dirty = false;
         }
-        if self.acc.len() < n_items {
-            self.acc.resize(n_items, 0.0);
+        let acc_len = n_items.max(crate::csr::TILE);
+        if self.acc.len() < acc_len {
+            self.acc.resize(acc_len, 0.0);
         }
         if self.touched.len() < n_items + 1 {
             self.touched.resize(n_items + 1, 0);

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use crate::csr::{check_indptr, KeywordMatrix};
+use crate::csr::{check_indptr, prefetch, KeywordMatrix, ROW_AHEAD, TILE, TILE_SHIFT};
 use crate::error::{CoreError, Result};
 use crate::scratch::{with_scratch, Scratch};
 
@@ -94,6 +94,15 @@ impl Best {
         }
     }
 
+    /// The k-th best score once k items are kept, else 0.
+    fn full_floor(&self) -> f32 {
+        if self.heap.len() == self.k {
+            self.floor.max(0.0)
+        } else {
+            0.0
+        }
+    }
+
     fn finish(self) -> TopK {
         let v = self.heap.into_sorted_vec();
         TopK {
@@ -114,6 +123,10 @@ pub struct TopkStats {
     pub postings_total: usize,
     /// Postings actually scanned.
     pub postings_scanned: usize,
+    /// Postings skipped by MaxScore pruning.
+    pub postings_skipped: usize,
+    /// Candidates rescored from their CSR rows after pruning.
+    pub rescored: usize,
     /// Distinct items with a non-zero partial score.
     pub touched: usize,
 }
@@ -167,9 +180,6 @@ pub fn topk_with_stats(
     Ok((r, st))
 }
 
-/// Items per accumulator tile of the dense path: 64 Ki f32 = 256 KiB, resident in L2.
-const TILE: usize = 1 << 16;
-
 /// The dense path is used once the query's postings reach `n_items / DENSE_RATIO`.
 const DENSE_RATIO: usize = 4;
 
@@ -194,7 +204,6 @@ fn run(
     let total: usize = q.iter().map(|&(t, _)| m.postings(t as usize).0.len()).sum();
     st.terms = q.len();
     st.postings_total = total;
-    st.postings_scanned = total;
     if total == 0 {
         return TopK::default();
     }
@@ -234,6 +243,7 @@ fn sparse(
         }
     }
     st.touched = nt;
+    st.postings_scanned = st.postings_total;
     let mut best = Best::new(k);
     for &i in &touched[..nt] {
         let sc = acc[i as usize];
@@ -248,8 +258,35 @@ fn sparse(
     best.finish()
 }
 
-/// Many postings: walk the item range tile by tile, with a dense L2-resident accumulator per
-/// tile and one cursor per posting list (lists are sorted by item id).
+/// Relative safety margin on floating-point bounds in the pruning test (sums of a few hundred
+/// f32 products are accurate to ~1e-6 relative), so pruning never drops a top-k item.
+const SLACK: f32 = 1e-4;
+
+/// Share of the current k-th best score that the skipped ("non-essential") lists of a tile may
+/// add at most. Larger skips more postings but leaves more candidates to rescore from rows.
+const BUDGET: f32 = 0.25;
+
+/// One query term in the dense path.
+struct DTerm<'a> {
+    term: usize,
+    w: f32,
+    /// Tile boundaries of this term's list (`n_tiles + 1` offsets into `lo` / `ws`).
+    seg: &'a [u32],
+    lo: &'a [u16],
+    ws: &'a [f32],
+}
+
+/// Many postings: walk the items tile by tile ([`TILE`] ids) with a dense, L2-resident
+/// accumulator, using the tiled postings (16-bit ids, no bounds checks in the inner loop).
+///
+/// MaxScore per tile: once k items are known, the current k-th best score `floor` is a lower
+/// bound of the final one. The lists whose tile maxima add up to at most `BUDGET * floor` are
+/// "non-essential": an item that appears in none of the other lists cannot reach `floor`. The
+/// essential lists are accumulated; the items whose partial score plus the non-essential bound
+/// can still reach `floor` are rescored exactly from their CSR rows.
+///
+/// Scores are exact and bit-identical to `score`: a tile without pruning sums every item's
+/// products in ascending term order, which is the CSR row order; rescored items use the rows.
 fn dense(
     m: &KeywordMatrix,
     q: &[(u32, f32)],
@@ -259,63 +296,158 @@ fn dense(
     st: &mut TopkStats,
 ) -> TopK {
     let n = m.n_items();
-    let tile_len = TILE.min(n);
-    let lists: Vec<(&[i32], &[f32], f32)> = q
+    let tiles = m.tiles();
+    let nt = tiles.n_tiles;
+    let terms: Vec<DTerm<'_>> = q
         .iter()
         .map(|&(t, w)| {
-            let (items, ws) = m.postings(t as usize);
-            (items, ws, w)
+            let t = t as usize;
+            let (items, ws) = m.postings(t);
+            let start = m.post_start(t);
+            DTerm {
+                term: t,
+                w,
+                seg: &tiles.seg[t * (nt + 1)..(t + 1) * (nt + 1)],
+                lo: &tiles.lo[start..start + items.len()],
+                ws,
+            }
         })
         .collect();
-    let mut cursor = vec![0usize; lists.len()];
     let mut ex: Vec<u32> = exclude.iter().map(|&e| e as u32).collect();
     ex.sort_unstable();
     let mut ex_pos = 0usize;
+
+    let Scratch { acc, qdense, .. } = s;
+    let acc: &mut [f32; TILE] = (&mut acc[..TILE]).try_into().expect("scratch holds a tile");
+    let qd = &mut qdense[..m.n_terms()];
+    for &(t, w) in q {
+        qd[t as usize] = w;
+    }
     let mut best = Best::new(k);
-    let acc = &mut s.acc[..tile_len];
-    let mut start = 0usize;
-    while start < n {
-        let end = (start + tile_len).min(n);
-        let tile = &mut acc[..end - start];
-        let (base, lim) = (start as i32, end as i32);
-        for ((items, ws, w), cur) in lists.iter().zip(cursor.iter_mut()) {
-            let mut p = *cur;
-            while p < items.len() {
-                let it = items[p];
-                if it >= lim {
+    // (len / bound, index) of the terms present in a tile; which are skipped in this tile.
+    let mut order: Vec<(f32, usize)> = Vec::with_capacity(terms.len());
+    let mut skip = vec![false; terms.len()];
+    let mut cands: Vec<u32> = Vec::new();
+    for b in 0..nt {
+        let base = b << TILE_SHIFT;
+        let len = TILE.min(n - base);
+        // Choose the non-essential lists of this tile.
+        let floor = best.full_floor();
+        let theta = floor * (1.0 - SLACK);
+        let mut ub_skip = 0f32;
+        skip.fill(false);
+        if theta > 0.0 {
+            order.clear();
+            for (j, d) in terms.iter().enumerate() {
+                let l = d.seg[b + 1] - d.seg[b];
+                if l > 0 {
+                    let ub = d.w * tiles.bmax[d.term * nt + b];
+                    order.push((l as f32 / ub.max(f32::MIN_POSITIVE), j));
+                }
+            }
+            order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
+            for &(_, j) in &order {
+                let d = &terms[j];
+                let ub = d.w * tiles.bmax[d.term * nt + b];
+                if ub_skip + ub > BUDGET * theta {
                     break;
                 }
-                tile[(it - base) as usize] += *w * ws[p];
-                p += 1;
+                ub_skip += ub;
+                skip[j] = true;
             }
-            *cur = p;
         }
-        while ex_pos < ex.len() && (ex[ex_pos] as usize) < end {
-            tile[ex[ex_pos] as usize - start] = 0.0;
+        // Accumulate the essential lists (prefetching the start of the next segments: most
+        // segments are short, so their first cache lines would otherwise stall).
+        for (j, (d, &sk)) in terms.iter().zip(&skip).enumerate() {
+            if let Some(nx) = terms.get(j + PREFETCH_AHEAD) {
+                let a = nx.seg[b] as usize;
+                prefetch(nx.lo.as_ptr().wrapping_add(a));
+                prefetch(nx.ws.as_ptr().wrapping_add(a));
+                prefetch(nx.ws.as_ptr().wrapping_add(a + 16));
+            }
+            let (a, e) = (d.seg[b] as usize, d.seg[b + 1] as usize);
+            if sk {
+                continue;
+            }
+            st.postings_scanned += e - a;
+            scatter(acc, &d.lo[a..e], &d.ws[a..e], d.w);
+        }
+        while ex_pos < ex.len() && (ex[ex_pos] as usize) < base + len {
+            acc[ex[ex_pos] as usize - base] = f32::NEG_INFINITY;
             ex_pos += 1;
         }
-        collect_tile(tile, start, &mut best);
+        let tile = &mut acc[..len];
+        if ub_skip == 0.0 {
+            // Exact scores: keep the items that can enter the top k.
+            collect_tile(tile, base, &mut best);
+        } else {
+            // Partial scores: rescore the items that may still reach `floor`, from their rows
+            // (gathered first so that the rows can be prefetched: they are random accesses).
+            let thr = theta - ub_skip * (1.0 + SLACK);
+            cands.clear();
+            for (c, chunk) in tile.chunks(CHUNK).enumerate() {
+                let mut any = false;
+                for &x in chunk {
+                    any |= x >= thr;
+                }
+                if any {
+                    for (j, &x) in chunk.iter().enumerate() {
+                        if x >= thr {
+                            cands.push((base + c * CHUNK + j) as u32);
+                        }
+                    }
+                }
+            }
+            st.rescored += cands.len();
+            for &i in &cands {
+                m.prefetch_indptr(i as usize);
+            }
+            for (j, &i) in cands.iter().enumerate() {
+                if let Some(&nx) = cands.get(j + ROW_AHEAD) {
+                    m.prefetch_row(nx as usize);
+                }
+                let sc = m.dot_dense(i as usize, qd);
+                if sc > 0.0 {
+                    best.push(sc, i);
+                }
+            }
+        }
         tile.fill(0.0);
-        start = end;
     }
+    for &(t, _) in q {
+        qd[t as usize] = 0.0;
+    }
+    st.postings_skipped = st.postings_total - st.postings_scanned;
     st.touched = n;
     best.finish()
 }
 
+/// `tile[id] += w * x` over one list segment. Ids are `u16` and the tile holds 2^16 entries, so
+/// no bounds check is needed.
+#[inline]
+fn scatter(tile: &mut [f32; TILE], lo: &[u16], ws: &[f32], w: f32) {
+    for (&i, &x) in lo.iter().zip(ws) {
+        tile[usize::from(i) & (TILE - 1)] += w * x;
+    }
+}
+
+const CHUNK: usize = 32;
+/// How many terms ahead the dense path prefetches segment starts.
+const PREFETCH_AHEAD: usize = 2;
+
 /// Pushes the positive scores of one tile that can still enter the top k.
 fn collect_tile(tile: &[f32], start: usize, best: &mut Best) {
-    const CHUNK: usize = 32;
     for (c, chunk) in tile.chunks(CHUNK).enumerate() {
-        // An item must beat the current floor strictly: an equal score loses the tie to the
-        // kept item, whose id is smaller. Scores <= 0 never qualify.
-        let thr = best.floor.max(0.0);
+        // Candidates are > 0 and >= the current floor (an equal score loses the id tie-break
+        // to the kept item, whose id is smaller, but `push` decides that).
+        let thr = best.floor;
         let mut any = false;
         for &x in chunk {
-            any |= x > thr;
+            any |= x > 0.0 && x >= thr;
         }
         if any {
             for (j, &x) in chunk.iter().enumerate() {
-                if x > best.floor.max(0.0) {
+                if x > 0.0 && x >= best.floor {
                     best.push(x, (start + c * CHUNK + j) as u32);
                 }
             }
@@ -401,22 +533,30 @@ pub fn topk_batch(
         check_indptr(ex_indptr, ex.len(), "exclude_indptr", "len(exclude)")?;
         m.check_items(ex, "exclude")?;
     }
-    let pool = pool(n_threads)?;
     let mut ids = vec![-1i32; nq * k];
     let mut scores = vec![0f32; nq * k];
-    if k > 0 {
-        pool.install(|| {
+    let one = |(qi, (out_ids, out_scores)): (usize, (&mut [i32], &mut [f32]))| {
+        let r = span(q_indptr, qi);
+        let ex = exclude.map_or(&[][..], |(p, e)| &e[span(p, qi)]);
+        let res = topk_unchecked(m, &terms[r.clone()], &weights[r], k, ex);
+        out_ids[..res.ids.len()].copy_from_slice(&res.ids);
+        out_scores[..res.scores.len()].copy_from_slice(&res.scores);
+    };
+    if k > 0 && n_threads == 1 {
+        // On the calling thread: concurrent single-threaded callers must not queue on one pool.
+        ids.chunks_mut(k)
+            .zip(scores.chunks_mut(k))
+            .enumerate()
+            .for_each(one);
+    } else if k > 0 {
+        pool(n_threads)?.install(|| {
             ids.par_chunks_mut(k)
                 .zip(scores.par_chunks_mut(k))
                 .enumerate()
-                .for_each(|(qi, (out_ids, out_scores))| {
-                    let r = span(q_indptr, qi);
-                    let ex = exclude.map_or(&[][..], |(p, e)| &e[span(p, qi)]);
-                    let res = topk_unchecked(m, &terms[r.clone()], &weights[r], k, ex);
-                    out_ids[..res.ids.len()].copy_from_slice(&res.ids);
-                    out_scores[..res.scores.len()].copy_from_slice(&res.scores);
-                });
+                .for_each(one);
         });
+    } else {
+        pool(n_threads)?; // still validates n_threads
     }
     Ok(BatchTopK {
         n_queries: nq,
@@ -502,6 +642,28 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn dense_path_with_pruning_is_exact() {
+        // > 2 tiles so that MaxScore pruning kicks in after the first tile.
+        let m = random_matrix(3 * TILE + 123, 300, 11);
+        let t: Vec<i32> = (0..300).step_by(3).collect();
+        let w: Vec<f32> = t.iter().map(|&x| 0.05 + (x % 7) as f32 * 0.1).collect();
+        let ex: Vec<i32> = (0..50).map(|i| i * 3001).collect();
+        let mut pruned = false;
+        for k in [1usize, 10, 100] {
+            let (got, st) = topk_with_stats(&m, &t, &w, k, &ex).unwrap();
+            assert!(st.dense);
+            pruned |= st.postings_skipped > 0;
+            let want = brute(&m, &t, &w, k, &ex);
+            assert_eq!(got, want, "k {k}");
+        }
+        assert!(pruned, "expected MaxScore to skip some postings");
+        // a sparse query on the same matrix takes the sparse path
+        let (got, st) = topk_with_stats(&m, &[299], &[1.0], 5, &[]).unwrap();
+        assert!(!st.dense);
+        assert_eq!(got, brute(&m, &[299], &[1.0], 5, &[]));
     }
 
     #[test]
