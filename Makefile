@@ -12,7 +12,7 @@ DEMO_USERS ?= 20000
 PORT ?= 50051
 RUST_SRC := $(shell find rust_core/src -name '*.rs' 2>/dev/null) rust_core/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all setup serve test test-fast lint fmt proto proto-check bench bench-core demo clean
+.PHONY: all setup serve test test-fast lint fmt proto proto-check bench bench-core bench-fairness demo clean
 
 all: test
 
@@ -60,7 +60,11 @@ proto: $(STAMPS)/deps
 bench-core: setup
 	$(PY) bench/bench_core.py
 
-bench: bench-core
+# Fairness re-ranker: quality targets over 1,000 users and re-rank latency (bench/results/fairness.json).
+bench-fairness: setup
+	$(PY) bench/bench_fairness.py
+
+bench: bench-core bench-fairness
 
 clean:
 	rm -rf $(STAMPS) target server/_core*.so

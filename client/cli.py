@@ -277,6 +277,53 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.set_defaults(func=_cmd_build)
 
+    # ---------------------------------------------------------------- eval
+    p = sub.add_parser(
+        "eval",
+        help="offline evaluation on a held-out split (engine vs baselines)",
+        description="Split the interactions (random per-user 80/20 with a seed, or "
+        "leave-last-out by time), build a snapshot from the training part (or query a live "
+        "server with --target), rank every test user through Rank with fairness off, the "
+        "creator cap, and the server default, and print precision, recall, NDCG, MAP and hit "
+        "rate at 10 and 20, catalogue coverage and creator-exposure Gini next to most-popular "
+        "and ItemKNN baselines computed on the same split (server.eval).",
+    )
+    p.add_argument("--interactions", type=Path, required=True, metavar="F", help="interactions")
+    p.add_argument("--items", type=Path, required=True, metavar="F", help="items table")
+    p.add_argument(
+        "--out", type=Path, required=True, metavar="DIR", help="where the split and snapshot go"
+    )
+    p.add_argument(
+        "--split",
+        choices=("random", "last"),
+        default="random",
+        help="random per-user 80/20, or each user's last positive item (default: %(default)s)",
+    )
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="split seed (default: 0)")
+    p.add_argument(
+        "--target",
+        metavar="HOST:PORT",
+        help="evaluate a live server instead of an in-process snapshot; it must serve a "
+        "snapshot built from DIR/train.csv of this split (run once without --target, or "
+        "build it with `reelrank build`)",
+    )
+    p.add_argument(
+        "--max-users",
+        type=_non_negative_int,
+        default=0,
+        metavar="N",
+        help="evaluate a seeded sample of N test users; 0 = all (default: 0)",
+    )
+    p.add_argument(
+        "--candidates",
+        type=_positive_int,
+        default=500,
+        metavar="K",
+        help="candidates per request (default: %(default)s)",
+    )
+    p.add_argument("--json", action="store_true", help="print the full result as JSON")
+    p.set_defaults(func=_cmd_eval)
+
     # ---------------------------------------------------------------- admin
     p = sub.add_parser(
         "admin",
@@ -312,13 +359,24 @@ def build_parser() -> argparse.ArgumentParser:
         "name, or with --wait poll it to the end, showing progress on stderr.",
     )
     q.add_argument(
-        "--interactions",
-        required=True,
-        metavar="F",
-        help="interactions table path, as seen by the server",
+        "--source",
+        metavar="NAME",
+        help="an input source configured on the server (instead of --interactions/--items)",
     )
     q.add_argument(
-        "--items", required=True, metavar="F", help="items table path, as seen by the server"
+        "--interactions",
+        metavar="F",
+        help="interactions table path, as seen by the server (inside its data roots)",
+    )
+    q.add_argument(
+        "--items",
+        metavar="F",
+        help="items table path, as seen by the server (inside its data roots)",
+    )
+    q.add_argument(
+        "--force",
+        action="store_true",
+        help="activate the new snapshot even if it fails the server's quality gate",
     )
     q.add_argument(
         "--wait", action="store_true", help="poll until the rebuild finishes; progress on stderr"
@@ -343,6 +401,38 @@ def build_parser() -> argparse.ArgumentParser:
     )
     admin_common(q)
     q.set_defaults(func=_cmd_admin_rebuild)
+
+    q = admin_sub.add_parser(
+        "snapshots",
+        help="list the kept snapshots",
+        description="Print ListSnapshots: kept snapshots, newest first, the serving one marked "
+        "with '*', with their quality-gate verdict.",
+    )
+    admin_common(q)
+    q.set_defaults(func=_cmd_admin_snapshots)
+
+    q = admin_sub.add_parser(
+        "activate",
+        help="serve a kept snapshot (roll back or forward)",
+        description="ActivateSnapshot: load, verify and warm VERSION beside the serving snapshot, "
+        "then swap. The choice is recorded, so a restarted server serves it too.",
+    )
+    q.add_argument("version", metavar="VERSION", help="a version listed by `admin snapshots`")
+    q.add_argument(
+        "--force", action="store_true", help="activate even if it fails the quality gate"
+    )
+    admin_common(q)
+    q.set_defaults(func=_cmd_admin_activate)
+
+    q = admin_sub.add_parser(
+        "cancel",
+        help="cancel a running rebuild",
+        description="CancelOperation: stop the build and remove what it wrote. A no-op for a "
+        "finished operation; refused once the new snapshot is being swapped in.",
+    )
+    q.add_argument("operation", metavar="OP", help="operation name, e.g. operations/rebuild-…")
+    admin_common(q)
+    q.set_defaults(func=_cmd_admin_cancel)
 
     # ---------------------------------------------------------------- loadtest
     _add_loadtest_parser(sub)
@@ -693,6 +783,36 @@ def _cmd_build(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_eval(args: argparse.Namespace) -> int:
+    evaluate = _lazy("server.eval.runner", "evaluate")
+    try:
+        result = evaluate(
+            args.interactions,
+            args.items,
+            args.out,
+            kind=args.split,
+            seed=args.seed,
+            target=args.target,
+            num_candidates=args.candidates,
+            max_users=args.max_users,
+        )
+    except ValueError as exc:
+        raise _Failure(str(exc)) from exc
+    if args.json:
+        print(json.dumps(result, indent=2, sort_keys=True))
+        return EXIT_OK
+    cols = "ndcg@10 recall@10 precision@10 map@10 hit_rate@10 ndcg@20 recall@20".split()
+    cols += ["coverage@10", "creator_gini@10"]
+    print(
+        f"split {result['split']} seed {result['seed']}: {result['users']} test users, "
+        f"served by {result['served_by']}"
+    )
+    print(f"{'method':<26}" + "".join(f"{c:>16}" for c in cols))
+    for name, m in result["methods"].items():
+        print(f"{name:<26}" + "".join(f"{m[c]:>16.4f}" for c in cols))
+    return EXIT_OK
+
+
 def _admin_token(args: argparse.Namespace) -> str:
     if args.token_file is not None:
         try:
@@ -736,13 +856,73 @@ def _cmd_admin_status(args: argparse.Namespace) -> int:
     print(f"loaded:             {_ts(status.loaded_time)}")
     print(f"ANN index:          {status.ann_index or '-'}")
     print(f"ANN recall@100:     {status.ann_recall_at_100:.3f}")
+    if status.HasField("ndcg_at_10"):
+        print(f"offline NDCG@10:    {status.ndcg_at_10:.4f}")
+    print(f"interactions:       {status.num_interactions}")
+    print(f"build seconds:      {status.build_seconds:.1f}")
+    print(f"load seconds:       {status.load_seconds:.2f}")
+    print(f"loads / failures:   {status.loads} / {status.load_failures}")
+    print(f"previous version:   {status.previous_version or '-'}")
+    print(f"running rebuild:    {status.running_operation or '-'}")
     print(f"available versions: {', '.join(status.available_versions) or '-'}")
     return EXIT_OK
 
 
-def _cmd_admin_rebuild(args: argparse.Namespace) -> int:
+def _cmd_admin_snapshots(args: argparse.Namespace) -> int:
     with _admin_client(args) as admin:
-        op = admin.rebuild(args.interactions, args.items, skip_activation=args.no_activate)
+        listed = admin.list_snapshots()
+    if args.json:
+        print(json.dumps(_message_to_dict(listed), indent=2))
+        return EXIT_OK
+    print(f"  {'version':<20} {'created':<20} {'items':>9} {'users':>9} {'recall':>7} "
+          f"{'MiB':>8}  quality gate")  # fmt: skip
+    for snap in listed.snapshots:
+        gate = snap.error or "; ".join(snap.quality_gate_failures) or "pass"
+        print(
+            f"{'*' if snap.active else ' '} {snap.version:<20} {_ts(snap.created_time):<20} "
+            f"{snap.num_items:>9} {snap.num_users:>9} {snap.ann_recall_at_100:>7.3f} "
+            f"{snap.size_bytes / 2**20:>8.1f}  {gate}"
+        )
+    return EXIT_OK
+
+
+def _cmd_admin_activate(args: argparse.Namespace) -> int:
+    with _admin_client(args) as admin:
+        resp = admin.activate(args.version, force=args.force)
+    if args.json:
+        print(json.dumps(_message_to_dict(resp), indent=2))
+        return EXIT_OK
+    print(
+        f"serving {resp.snapshot_version} (was {resp.previous_version or 'none'}; "
+        f"swapped in {resp.activation_seconds:.2f}s)"
+    )
+    return EXIT_OK
+
+
+def _cmd_admin_cancel(args: argparse.Namespace) -> int:
+    with _admin_client(args) as admin:
+        admin.cancel(args.operation)
+        op = admin.get_operation(args.operation)
+    if args.json:
+        print(json.dumps(_message_to_dict(op), indent=2))
+    elif op.done:
+        print(f"{op.name}: done ({op.error.message or 'finished before the cancel'})")
+    else:
+        print(f"{op.name}: cancel requested")
+    return EXIT_OK
+
+
+def _cmd_admin_rebuild(args: argparse.Namespace) -> int:
+    if (args.source is None) == (args.interactions is None or args.items is None):
+        raise _UsageError("give either --source NAME or both --interactions and --items")
+    with _admin_client(args) as admin:
+        op = admin.rebuild(
+            args.interactions,
+            args.items,
+            skip_activation=args.no_activate,
+            source=args.source,
+            force=args.force,
+        )
         if not args.wait:
             if args.json:
                 print(json.dumps(_message_to_dict(op), indent=2))
@@ -750,13 +930,21 @@ def _cmd_admin_rebuild(args: argparse.Namespace) -> int:
                 print(op.name)
             return EXIT_OK
         tty = sys.stderr.isatty()
+        last = [""]
 
         def progress(meta: Any) -> None:
             stage_enum = meta.DESCRIPTOR.fields_by_name["stage"].enum_type
             stage_value = stage_enum.values_by_number.get(meta.stage)
             stage = stage_value.name if stage_value is not None else str(meta.stage)
-            stage = stage.removeprefix("REBUILD_STAGE_")
-            line = f"{op.name}: {stage.lower():<10} {meta.progress_percent:5.1f}%"
+            stage = stage.removeprefix("REBUILD_STAGE_").lower()
+            if meta.step and meta.step != stage:
+                stage = f"{stage}/{meta.step}"
+            filled = int(max(0.0, min(100.0, meta.progress_percent)) * 30 / 100)
+            bar = "#" * filled + "." * (30 - filled)
+            line = f"{op.name}: [{bar}] {meta.progress_percent:5.1f}% {stage:<22}"
+            if line == last[0]:
+                return
+            last[0] = line
             print(
                 ("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True
             )

@@ -747,7 +747,9 @@ class AdminClient(_BaseClient):
             max_retries=max_retries,
             retry_services=(
                 OPERATIONS_SERVICE + "/GetOperation",
+                OPERATIONS_SERVICE + "/ListOperations",
                 ADMIN_SERVICE + "/GetIndexStatus",
+                ADMIN_SERVICE + "/ListSnapshots",
                 HEALTH_SERVICE,
             ),
             channel=channel,
@@ -758,30 +760,45 @@ class AdminClient(_BaseClient):
 
     def rebuild(
         self,
-        interactions_path: str | os.PathLike[str],
-        items_path: str | os.PathLike[str],
+        interactions_path: str | os.PathLike[str] | None = None,
+        items_path: str | os.PathLike[str] | None = None,
         skip_activation: bool = False,
         *,
+        source: str | None = None,
+        force: bool = False,
         timeout: float | None = None,
     ) -> operations_proto_pb2.Operation:
         """Start a rebuild of the index from tables the server can read.
 
         Parameters
         ----------
-        interactions_path, items_path : str or path-like
-            Paths as seen by the server.
+        interactions_path, items_path : str or path-like, optional
+            Paths as seen by the server (inside its data roots).
         skip_activation : bool, default False
             Write the snapshot but keep the serving one active.
+        source : str, optional
+            A source name configured on the server, instead of the two paths.
+        force : bool, default False
+            Activate the new snapshot even if it fails the server's quality gate.
 
         Returns
         -------
         google.longrunning.Operation
             The running operation; pass its ``name`` to :meth:`wait`.
+
+        Raises
+        ------
+        ValueError
+            Unless exactly one of ``source`` or both paths is given (nothing is sent).
         """
+        if (source is None) == (interactions_path is None or items_path is None):
+            raise ValueError("give either source or both interactions_path and items_path")
         request = self._pb2.RebuildIndexRequest(
-            interactions_path=os.fspath(interactions_path),
-            items_path=os.fspath(items_path),
+            interactions_path=os.fspath(interactions_path) if interactions_path else "",
+            items_path=os.fspath(items_path) if items_path else "",
             skip_activation=skip_activation,
+            source=source or "",
+            force=force,
         )
         response: operations_proto_pb2.Operation = self._call(
             self._admin.RebuildIndex, request, timeout
@@ -891,3 +908,60 @@ class AdminClient(_BaseClient):
             self._admin.GetIndexStatus, self._pb2.GetIndexStatusRequest(), timeout
         )
         return response
+
+    def list_snapshots(
+        self, *, timeout: float | None = None
+    ) -> index_admin_service_pb2.ListSnapshotsResponse:
+        """The snapshots kept on the server, newest first (which is active, quality, size)."""
+        response: index_admin_service_pb2.ListSnapshotsResponse = self._call(
+            self._admin.ListSnapshots, self._pb2.ListSnapshotsRequest(), timeout
+        )
+        return response
+
+    def activate(
+        self, version: str, force: bool = False, *, timeout: float | None = None
+    ) -> index_admin_service_pb2.ActivateSnapshotResponse:
+        """Serve a kept snapshot: roll back to an older version or forward to a newer one.
+
+        Parameters
+        ----------
+        version : str
+            A version listed by :meth:`list_snapshots`.
+        force : bool, default False
+            Activate even if the snapshot fails the server's quality gate.
+
+        Raises
+        ------
+        ReelrankError
+            ``NOT_FOUND`` for an unknown version, ``FAILED_PRECONDITION`` when the quality
+            gate refuses it, ``DATA_LOSS`` when its files are corrupt.
+        """
+        response: index_admin_service_pb2.ActivateSnapshotResponse = self._call(
+            self._admin.ActivateSnapshot,
+            self._pb2.ActivateSnapshotRequest(version=version, force=force),
+            timeout,
+        )
+        return response
+
+    def cancel(self, name: str, *, timeout: float | None = None) -> None:
+        """Cancel a running operation (a no-op when it is already done)."""
+        self._call(
+            self._operations.CancelOperation,
+            operations_proto_pb2.CancelOperationRequest(name=name),
+            timeout,
+        )
+
+    def list_operations(
+        self, *, only_running: bool = False, timeout: float | None = None
+    ) -> list[operations_proto_pb2.Operation]:
+        """Operations the server remembers (since its start), newest first."""
+        request = operations_proto_pb2.ListOperationsRequest(
+            filter="done=false" if only_running else ""
+        )
+        out: list[operations_proto_pb2.Operation] = []
+        while True:
+            response = self._call(self._operations.ListOperations, request, timeout)
+            out.extend(response.operations)
+            if not response.next_page_token:
+                return out
+            request.page_token = response.next_page_token

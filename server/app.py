@@ -18,11 +18,12 @@ from grpc_reflection.v1alpha import reflection
 
 from server.api.reelrank.admin.v1 import index_admin_service_pb2, index_admin_service_pb2_grpc
 from server.api.reelrank.v1 import ranking_service_pb2, ranking_service_pb2_grpc
-from server.auth import AdminAuthInterceptor
+from server.auth import AdminAuthInterceptor, server_credentials
 from server.config import ServerConfig
 from server.errors import ErrorMappingInterceptor
 from server.index.loaded import LoadedSnapshot
 from server.index.store import SnapshotStore
+from server.metrics import Metrics, ObservabilityInterceptor
 from server.pipeline import rank as pipeline
 from server.pipeline.types import FairnessParams
 from server.services.admin_service import IndexAdminService, Operations
@@ -40,6 +41,7 @@ class App:
     store: SnapshotStore
     health: health.HealthServicer
     config: ServerConfig
+    metrics: Metrics
 
     def set_serving(self, serving: bool) -> None:
         status = (
@@ -70,16 +72,24 @@ def create_server(config: ServerConfig, *, load: bool = True) -> App:
     if not config.data_roots:
         config.data_roots = (config.snapshot_dir.resolve().parent,)
     store = SnapshotStore(config.snapshot_dir, warmup=warm_up)
+    metrics = Metrics()
+    store.listeners.append(lambda snap: metrics.serving(snap.version, snap.loaded_at))
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="rpc"),
-        interceptors=[AdminAuthInterceptor(config.admin_token), ErrorMappingInterceptor()],
-        options=[("grpc.so_reuseport", 0)],
+        # First is outermost: observe everything, then authenticate, then map domain errors.
+        interceptors=[
+            ObservabilityInterceptor(metrics),
+            AdminAuthInterceptor(config.admin_token, ranking_token=config.ranking_token),
+            ErrorMappingInterceptor(),
+        ],
+        # Several serving processes share one port with SO_REUSEPORT (see server/main.py).
+        options=[("grpc.so_reuseport", 1 if config.reuse_port else 0)],
     )
     ops = Operations()
     # The generated registration helpers carry no annotations.
     add_ranking = ranking_service_pb2_grpc.add_RankingServiceServicer_to_server
     add_admin = index_admin_service_pb2_grpc.add_IndexAdminServiceServicer_to_server
-    add_ranking(RankingService(store, config), server)  # type: ignore[no-untyped-call]
+    add_ranking(RankingService(store, config, metrics), server)  # type: ignore[no-untyped-call]
     add_admin(IndexAdminService(store, config, ops), server)  # type: ignore[no-untyped-call]
     operations_pb2_grpc.add_OperationsServicer_to_server(ops, server)
     health_servicer = health.HealthServicer(experimental_non_blocking=True)
@@ -94,17 +104,21 @@ def create_server(config: ServerConfig, *, load: bool = True) -> App:
         ),
         server,
     )
-    port = server.add_insecure_port(f"{config.host}:{config.port}")
+    creds = server_credentials(config)  # None: plaintext; else TLS (mutual with a client CA)
+    address = f"{config.host}:{config.port}"
+    port = server.add_secure_port(address, creds) if creds else server.add_insecure_port(address)
     if port == 0:
         raise OSError(f"could not bind {config.host}:{config.port}")
-    app = App(server, port, store, health_servicer, config)
+    app = App(server, port, store, health_servicer, config, metrics)
     store.listeners.append(lambda _snap: app.set_serving(True))
     app.set_serving(False)
     if load:
-        snap = store.load_newest()
+        snap = store.load_startup()  # cleans crashed builds; pinned or newest version
         if snap is None:
             log.warning(
                 "no snapshot under %s: ranking RPCs answer FAILED_PRECONDITION until one is built",
                 config.snapshot_dir,
             )
+    if config.processes > 1:
+        store.follow_active()  # siblings follow admin activations made through any process
     return app

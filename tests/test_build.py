@@ -130,3 +130,77 @@ def test_randomized_svd_matches_exact_top_singular_values() -> None:
     best = np.linalg.svd(m.toarray())
     rank8 = (best.U[:, :8] * best.S[:8]) @ best.Vh[:8]
     assert np.allclose(recon, rank8, atol=1e-3)
+
+
+ITEMS_CSV = (
+    "item_id,creator_id,keywords,title,publish_ts\n"
+    "v1,c1,a|b,hello,1700000000\nv2,c2,b,world,1700000000\n"
+)
+INTER_CSV = "user_id,item_id,event,timestamp\nu1,v1,view,1700000100\nu1,v2,like,1700000200\n"
+
+
+@pytest.mark.parametrize(
+    ("which", "content", "row", "column", "detail"),
+    [
+        ("interactions", "user_id,item_id,event\nu1,v1,view\n", None, "timestamp", "missing"),
+        ("interactions", INTER_CSV.replace("like", "upvote"), 3, "event", "upvote"),
+        (
+            "interactions",
+            "user_id,item_id,weight,timestamp\nu1,v1,1.0,1700000100\nu1,v2,lots,1700000200\n",
+            3,
+            "weight",
+            "lots",
+        ),
+        ("interactions", INTER_CSV.replace("1700000200", "soon"), 3, "timestamp", "soon"),
+        ("items", ITEMS_CSV + "v1,c3,c,again,1700000000\n", 4, "item_id", "duplicate"),
+        ("items", "", None, None, "empty"),
+        ("interactions", "user_id,item_id,event,timestamp\n", None, None, ""),
+    ],
+)
+def test_bad_input_names_file_row_and_column(
+    tmp_path: Path, which: str, content: str, row: int | None, column: str | None, detail: str
+) -> None:
+    files = {"items": ITEMS_CSV, "interactions": INTER_CSV, which: content}
+    for name, text_ in files.items():
+        (tmp_path / f"{name}.csv").write_text(text_, encoding="utf-8")
+    root = tmp_path / "snaps"
+    with pytest.raises(InputError) as err:
+        builder.build_snapshot(tmp_path / "interactions.csv", tmp_path / "items.csv", root)
+    e = err.value
+    assert e.file.endswith(f"{which}.csv")
+    assert e.row == row and e.column == column
+    assert detail.lower() in str(e).lower()
+    assert not root.exists() or list(root.iterdir()) == []
+
+
+def test_fitted_blend_and_collaborative_arrays(built: dict[str, Any]) -> None:
+    from server.index import blend
+    from server.pipeline import rank
+    from server.pipeline.types import FairnessParams, Policy
+
+    m = built
+    assert m["blend_fit"]["fitted"] is True
+    assert set(m["blend_weights"]) == set(blend.SIGNALS)
+    assert sum(abs(v) for v in m["blend_weights"].values()) == pytest.approx(1.0, abs=1e-4)
+    assert m["blend_fit"]["val_ndcg_at_10_fitted"] >= m["blend_fit"]["val_ndcg_at_10_anchor_only"]
+    assert m["collaborative"]["model"] == "ease"  # 3,000 items: below ease_max_items
+    snap = open_snapshot(Path(m["path"]))
+    assert snap.item_query.shape == snap.item_emb.shape
+    assert snap.item_knn is not None and snap.item_knn.nnz == m["collaborative"]["item_knn_nnz"]
+    r = rank.rank(snap, snap.user_ids[3], [], [], 10, 300, FairnessParams(policy=Policy.NONE))
+    s = r.scores
+    assert s.item_knn.shape == s.items.shape and float(s.item_knn.max()) == pytest.approx(1.0)
+    w = snap.blend_weights
+    total = sum(w[k] * getattr(s, k) for k in blend.SIGNALS)
+    assert np.allclose(total, s.total, atol=1e-5)
+
+
+def test_large_catalogues_use_svd_and_reuse_the_validation_fit(
+    demo_dir: Path, tmp_path: Path
+) -> None:
+    cfg = builder.BuildConfig(ease_max_items=100, blend_val_users=100, embedding_dim=16)
+    m = builder.build_snapshot(demo_dir / "interactions.csv", demo_dir / "items.csv", tmp_path, cfg)
+    assert m["collaborative"]["model"] == "svd"
+    assert m["blend_fit"]["models_refit"] is False
+    snap = open_snapshot(Path(m["path"]))
+    assert snap.item_emb.shape[1] == 16

@@ -6,7 +6,9 @@
 use std::path::Path;
 
 use crate::error::{CoreError, Result};
+use crate::huge::HugeBuf;
 use crate::npy::{map_npy, write_npy, Buf};
+use crate::rows::{dot_rows, Rows};
 use crate::scratch::with_scratch;
 
 /// File names inside an index directory.
@@ -56,7 +58,7 @@ pub struct Tiles {
     /// Largest weight per (term, tile), `n_terms * n_tiles`.
     pub bmax: Vec<f32>,
     /// Low 16 bits of every posting's item id (parallel to the postings arrays).
-    pub lo: Vec<u16>,
+    pub lo: HugeBuf<u16>,
 }
 
 impl Tiles {
@@ -83,10 +85,11 @@ impl Tiles {
                 *s = (b - a) as u32;
             }
         }
-        let lo = items
-            .iter()
-            .map(|&i| (i as usize & (TILE - 1)) as u16)
-            .collect();
+        let lo = HugeBuf::from_fn(items.len(), |lo| {
+            for (l, &i) in lo.iter_mut().zip(items) {
+                *l = (i as usize & (TILE - 1)) as u16;
+            }
+        });
         Self {
             n_tiles,
             seg,
@@ -474,20 +477,6 @@ impl KeywordMatrix {
         self.post_indptr[t] as usize
     }
 
-    /// Hints the CPU to fetch the offsets of row `i`.
-    #[inline]
-    pub fn prefetch_indptr(&self, i: usize) {
-        prefetch(self.indptr.as_ptr().wrapping_add(i));
-    }
-
-    /// Hints the CPU to fetch the start of row `i` (reads its offsets).
-    #[inline]
-    pub fn prefetch_row(&self, i: usize) {
-        let a = self.indptr[i] as usize;
-        prefetch(self.indices.as_ptr().wrapping_add(a));
-        prefetch(self.data.as_ptr().wrapping_add(a));
-    }
-
     /// Largest weight in term `t`'s posting list.
     #[inline]
     pub fn term_max(&self, t: usize) -> f32 {
@@ -540,47 +529,37 @@ impl KeywordMatrix {
     pub fn score(&self, terms: &[i32], weights: &[f32], candidates: &[i32]) -> Result<Vec<f32>> {
         self.check_query(terms, weights, "q_terms", "q_weights")?;
         self.check_items(candidates, "candidates")?;
-        Ok(with_scratch(self.n_items, self.n_terms, |s| {
+        let mut out = vec![0f32; candidates.len()];
+        with_scratch(self.n_items, self.n_terms, |s| {
             let qd = &mut s.qdense[..self.n_terms];
             for (&t, &w) in terms.iter().zip(weights) {
                 qd[t as usize] = w;
             }
-            // Candidate rows are random accesses: prefetch all offsets, then each row a few
-            // candidates ahead, so that the memory latencies overlap.
-            for &c in candidates {
-                self.prefetch_indptr(c as usize);
-            }
-            let out = candidates
-                .iter()
-                .enumerate()
-                .map(|(j, &c)| {
-                    if let Some(&nx) = candidates.get(j + ROW_AHEAD) {
-                        self.prefetch_row(nx as usize);
-                    }
-                    self.dot_dense(c as usize, qd)
-                })
-                .collect();
+            dot_rows(self.rows(), qd, candidates, &mut out);
             for &t in terms {
                 qd[t as usize] = 0.0;
             }
-            out
-        }))
+        });
+        Ok(out)
+    }
+
+    /// The CSR arrays, for the row kernels of [`crate::rows`].
+    #[inline]
+    pub fn rows(&self) -> Rows<'_> {
+        Rows {
+            indptr: &self.indptr,
+            indices: &self.indices,
+            data: &self.data,
+            n_terms: self.n_terms,
+        }
     }
 
     /// Dot product of row `i` with a dense query.
     #[inline]
     pub fn dot_dense(&self, i: usize, qd: &[f32]) -> f32 {
-        let (idx, val) = self.row(i);
-        let mut s0 = 0f32;
-        for (&t, &v) in idx.iter().zip(val) {
-            s0 += qd[t as usize] * v;
-        }
-        s0
+        self.rows().dot(i, qd)
     }
 }
-
-/// How many candidates ahead row-wise scoring prefetches rows.
-pub const ROW_AHEAD: usize = 12;
 
 /// Software prefetch of the cache line holding `p` (a no-op off x86-64; never faults).
 #[inline(always)]

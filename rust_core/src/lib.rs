@@ -6,8 +6,11 @@
 
 pub mod csr;
 pub mod error;
+pub mod huge;
 pub mod npy;
 pub mod profile;
+pub mod rerank;
+pub mod rows;
 mod scratch;
 pub mod topk;
 
@@ -25,7 +28,7 @@ mod py {
 
     use crate::csr::KeywordMatrix as Core;
     use crate::error::CoreError;
-    use crate::{profile, topk};
+    use crate::{profile, rerank, topk};
 
     /// The one mapping from core errors to Python exceptions.
     fn to_py_err(e: CoreError) -> PyErr {
@@ -290,10 +293,69 @@ mod py {
         }
     }
 
+    /// Fairness re-ranking fill (`crate::rerank::select`): returns (chosen int64 array, flags).
+    #[pyfunction]
+    #[allow(clippy::too_many_arguments)]
+    fn rerank_select<'py>(
+        py: Python<'py>,
+        rel: &Bound<'py, PyAny>,
+        creator: &Bound<'py, PyAny>,
+        group: &Bound<'py, PyAny>,
+        rank: &Bound<'py, PyAny>,
+        emb: &Bound<'py, PyAny>,
+        dim: i64,
+        k: i64,
+        cap: i64,
+        window: i64,
+        mult: &Bound<'py, PyAny>,
+        lam: f64,
+        need: &Bound<'py, PyAny>,
+        n_classes: i64,
+        class_groups: &Bound<'py, PyAny>,
+        cold: &Bound<'py, PyAny>,
+        cold_pos: i64,
+        floor_over_cap: bool,
+    ) -> PyResult<(Bound<'py, PyArray1<i64>>, u32)> {
+        let r = arr::<f64>(rel, "rel", "float64")?;
+        let c = arr::<i64>(creator, "creator", "int64")?;
+        let g = arr::<i64>(group, "group", "int64")?;
+        let rk = arr::<i64>(rank, "rank", "int64")?;
+        let e = arr::<f32>(emb, "emb", "float32")?;
+        let m = arr::<f64>(mult, "mult", "float64")?;
+        let nd = arr::<i32>(need, "need", "int32")?;
+        let cg = arr::<u8>(class_groups, "class_groups", "uint8")?;
+        let cd = arr::<u8>(cold, "cold", "uint8")?;
+        let cands = rerank::Candidates {
+            rel: r.slice(),
+            creator: c.slice(),
+            group: g.slice(),
+            rank: rk.slice(),
+            emb: e.slice(),
+            dim: non_negative(dim, "dim")?,
+            cold: cd.slice(),
+        };
+        let settings = rerank::Settings {
+            k: non_negative(k, "k")?,
+            cap: non_negative(cap, "cap")?,
+            window: non_negative(window, "window")?,
+            mult: m.slice(),
+            lam,
+            need: nd.slice(),
+            n_classes: non_negative(n_classes, "n_classes")?,
+            class_groups: cg.slice(),
+            cold_pos,
+            floor_over_cap,
+        };
+        // Small and fast (tens of microseconds): not worth releasing the GIL.
+        let out = rerank::select(&cands, &settings).map_err(to_py_err)?;
+        Ok((PyArray1::from_vec(py, out.chosen), out.flags))
+    }
+
     /// reelrank's Rust core: sparse keyword scoring, exact top-k and user profiles.
     #[pymodule]
     fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<KeywordMatrix>()?;
+        m.add_function(wrap_pyfunction!(rerank_select, m)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }

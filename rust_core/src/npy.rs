@@ -13,6 +13,7 @@ use std::sync::Arc;
 use memmap2::Mmap;
 
 use crate::error::{CoreError, Result};
+use crate::huge::HugeBuf;
 
 const MAGIC: &[u8; 6] = b"\x93NUMPY";
 
@@ -27,7 +28,7 @@ mod sealed {
 ///
 /// Sealed: implemented only for `i32`, `i64` and `f32`, for which every bit pattern is a valid
 /// value, so reinterpreting mapped bytes as `[T]` is sound once size and alignment are checked.
-pub trait NpyElem: sealed::Sealed + Copy + Send + Sync + 'static {
+pub trait NpyElem: sealed::Sealed + crate::huge::Pod {
     /// The numpy `descr` string (little-endian).
     const DESCR: &'static str;
     /// Appends the little-endian bytes of `self` to `out`.
@@ -57,6 +58,8 @@ impl NpyElem for f32 {
 pub enum Buf<T: NpyElem> {
     /// Heap memory owned by the buffer.
     Owned(Vec<T>),
+    /// Owned memory in (transparent) huge pages, see [`HugeBuf`].
+    Huge(HugeBuf<T>),
     /// `len` elements starting `offset` bytes into `map` (offset checked to be aligned).
     Mapped {
         map: Arc<Mmap>,
@@ -78,6 +81,7 @@ impl<T: NpyElem> Deref for Buf<T> {
     fn deref(&self) -> &[T] {
         match self {
             Self::Owned(v) => v,
+            Self::Huge(h) => h,
             Self::Mapped {
                 map, offset, len, ..
             } => {
@@ -92,8 +96,9 @@ impl<T: NpyElem> Deref for Buf<T> {
 }
 
 impl<T: NpyElem> From<Vec<T>> for Buf<T> {
+    /// Owned arrays move to huge pages (large ones are read at random by the kernels).
     fn from(v: Vec<T>) -> Self {
-        Self::Owned(v)
+        Self::Huge(HugeBuf::from(v))
     }
 }
 

@@ -13,8 +13,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 
 use rayon::prelude::*;
 
-use crate::csr::{check_indptr, prefetch, KeywordMatrix, ROW_AHEAD, TILE, TILE_SHIFT};
+use crate::csr::{check_indptr, prefetch, KeywordMatrix, TILE, TILE_SHIFT};
 use crate::error::{CoreError, Result};
+use crate::rows::dot_rows;
 use crate::scratch::{with_scratch, Scratch};
 
 /// Most threads a batch call may ask for.
@@ -265,6 +266,8 @@ const SLACK: f32 = 1e-4;
 /// Share of the current k-th best score that the skipped ("non-essential") lists of a tile may
 /// add at most. Larger skips more postings but leaves more candidates to rescore from rows.
 const BUDGET: f32 = 0.25;
+#[doc(hidden)]
+pub static BUDGET_X1000: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(250);
 
 /// One query term in the dense path.
 struct DTerm<'a> {
@@ -328,6 +331,8 @@ fn dense(
     let mut order: Vec<(f32, usize)> = Vec::with_capacity(terms.len());
     let mut skip = vec![false; terms.len()];
     let mut cands: Vec<u32> = Vec::new();
+    let mut work: Vec<Segment<'_>> = Vec::with_capacity(terms.len());
+    let mut rescored: Vec<f32> = Vec::new();
     for b in 0..nt {
         let base = b << TILE_SHIFT;
         let len = TILE.min(n - base);
@@ -349,28 +354,39 @@ fn dense(
             for &(_, j) in &order {
                 let d = &terms[j];
                 let ub = d.w * tiles.bmax[d.term * nt + b];
-                if ub_skip + ub > BUDGET * theta {
+                let budget =
+                    BUDGET_X1000.load(std::sync::atomic::Ordering::Relaxed) as f32 / 1000.0;
+                if ub_skip + ub > budget * theta {
                     break;
                 }
                 ub_skip += ub;
                 skip[j] = true;
             }
         }
-        // Accumulate the essential lists (prefetching the start of the next segments: most
-        // segments are short, so their first cache lines would otherwise stall).
-        for (j, (d, &sk)) in terms.iter().zip(&skip).enumerate() {
-            if let Some(nx) = terms.get(j + PREFETCH_AHEAD) {
-                let a = nx.seg[b] as usize;
-                prefetch(nx.lo.as_ptr().wrapping_add(a));
-                prefetch(nx.ws.as_ptr().wrapping_add(a));
-                prefetch(nx.ws.as_ptr().wrapping_add(a + 16));
-            }
+        // Accumulate the essential lists, in ascending term order. The segments of one tile
+        // are spread over ~200 lists and most are short, too short for the hardware
+        // prefetcher: a software prefetch cursor runs `STREAM_AHEAD` postings ahead through
+        // the same sequence of segments.
+        work.clear();
+        for (d, &sk) in terms.iter().zip(&skip) {
             let (a, e) = (d.seg[b] as usize, d.seg[b + 1] as usize);
-            if sk {
-                continue;
+            if !sk && e > a {
+                work.push((&d.lo[a..e], &d.ws[a..e], d.w));
             }
-            st.postings_scanned += e - a;
-            scatter(acc, &d.lo[a..e], &d.ws[a..e], d.w);
+        }
+        let mut ahead = Ahead::new(&work);
+        for _ in 0..AHEAD_X.load(std::sync::atomic::Ordering::Relaxed) / 16 {
+            ahead.advance(16);
+        }
+        for &(lo, ws, w) in &work {
+            st.postings_scanned += lo.len();
+            let (mut lc, mut wc) = (lo.chunks_exact(16), ws.chunks_exact(16));
+            for (l, x) in (&mut lc).zip(&mut wc) {
+                scatter(acc, l, x, w);
+                ahead.advance(16);
+            }
+            scatter(acc, lc.remainder(), wc.remainder(), w);
+            ahead.advance(lc.remainder().len());
         }
         while ex_pos < ex.len() && (ex[ex_pos] as usize) < base + len {
             acc[ex[ex_pos] as usize - base] = f32::NEG_INFINITY;
@@ -399,14 +415,9 @@ fn dense(
                 }
             }
             st.rescored += cands.len();
-            for &i in &cands {
-                m.prefetch_indptr(i as usize);
-            }
-            for (j, &i) in cands.iter().enumerate() {
-                if let Some(&nx) = cands.get(j + ROW_AHEAD) {
-                    m.prefetch_row(nx as usize);
-                }
-                let sc = m.dot_dense(i as usize, qd);
+            rescored.resize(cands.len(), 0.0);
+            dot_rows(m.rows(), qd, &cands, &mut rescored);
+            for (&i, &sc) in cands.iter().zip(&rescored) {
                 if sc > 0.0 {
                     best.push(sc, i);
                 }
@@ -431,9 +442,54 @@ fn scatter(tile: &mut [f32; TILE], lo: &[u16], ws: &[f32], w: f32) {
     }
 }
 
+/// One list segment to accumulate: low id bits, weights, query weight.
+type Segment<'a> = (&'a [u16], &'a [f32], f32);
+
+/// How many postings ahead of the scatter the prefetch cursor runs.
+const STREAM_AHEAD: usize = 512;
+#[doc(hidden)]
+pub static AHEAD_X: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(STREAM_AHEAD);
+
+/// A prefetch cursor over a sequence of segments (see `dense`).
+struct Ahead<'s, 'a> {
+    work: &'s [Segment<'a>],
+    k: usize,
+    p: usize,
+}
+
+impl<'s, 'a> Ahead<'s, 'a> {
+    fn new(work: &'s [Segment<'a>]) -> Self {
+        if let Some(&(lo, ws, _)) = work.first() {
+            prefetch(lo.as_ptr());
+            prefetch(ws.as_ptr());
+        }
+        Self { work, k: 0, p: 0 }
+    }
+
+    /// Moves `n` postings on and prefetches the lines there (or the next segment's start).
+    /// Steps of 16 postings touch every line of the weights (64 bytes) and ids once.
+    #[inline(always)]
+    fn advance(&mut self, mut n: usize) {
+        while let Some(&(lo, ws, _)) = self.work.get(self.k) {
+            let rem = lo.len() - self.p;
+            if n < rem {
+                self.p += n;
+                prefetch(ws.as_ptr().wrapping_add(self.p));
+                prefetch(lo.as_ptr().wrapping_add(self.p));
+                return;
+            }
+            n -= rem;
+            self.k += 1;
+            self.p = 0;
+            if let Some(&(lo, ws, _)) = self.work.get(self.k) {
+                prefetch(ws.as_ptr());
+                prefetch(lo.as_ptr());
+            }
+        }
+    }
+}
+
 const CHUNK: usize = 32;
-/// How many terms ahead the dense path prefetches segment starts.
-const PREFETCH_AHEAD: usize = 2;
 
 /// Pushes the positive scores of one tile that can still enter the top k.
 fn collect_tile(tile: &[f32], start: usize, best: &mut Best) {

@@ -12,7 +12,7 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,9 @@ import numpy as np
 import scipy.sparse as sp
 from numpy.typing import NDArray
 
+from server import _core
 from server.data import loaders
-from server.index import ann, embeddings, snapshot, text
+from server.index import ann, blas, blend, collab, snapshot, text
 
 log = logging.getLogger(__name__)
 
@@ -44,14 +45,25 @@ class BuildConfig:
     ann_recall_queries: int = 200
     small_creator_max_items: int = 5
     protected_groups: tuple[str, ...] = ("new_creator",)
-    blend_weights: dict[str, float] = field(
-        default_factory=lambda: {
-            "keyword": 0.35,
-            "embedding": 0.45,
-            "popularity": 0.15,
-            "freshness": 0.05,
-        }
-    )
+    # Collaborative models (server/index/collab.py): EASE up to `ease_max_items` items (dense
+    # items x items: ~0.8 GB per float64 copy at 10,000), truncated SVD above.
+    ease_max_items: int = 10_000
+    ease_lambda: float = 350.0
+    ease_dim: int = 128
+    knn_neighbors: int = 50
+    knn_shrink: float = 0.0
+    knn_max_items_per_user: int = 500
+    # Blend weights: fitted on a validation split (server/index/blend.py) unless given here.
+    blend_weights: dict[str, float] | None = None
+    blend_val_users: int = 1000
+    blend_holdout: float = 0.2
+    blend_min_user_items: int = 5
+    # Candidates per validation user, as the server's retrieval quotas for 500 candidates.
+    blend_ann_candidates: int = 250
+    blend_keyword_candidates: int = 125
+    blend_popular_candidates: int = 50
+    # BLAS threads during the build (server/index/blas.py); 0 leaves OpenBLAS' default pool.
+    blas_threads: int = 1
     seed: int = 0
 
 
@@ -87,6 +99,219 @@ def _groups(
     return codes.astype(np.int8), [str(n) for n in names]
 
 
+@dataclass(frozen=True)
+class _Collab:
+    factors: collab.FactorModel
+    knn: sp.csr_matrix
+
+
+def _pop_norm(popularity: NDArray[np.float64]) -> NDArray[np.float32]:
+    top = max(float(np.log1p(popularity.max(initial=0.0))), 1e-9)
+    out: NDArray[np.float32] = (np.log1p(popularity) / top).astype(np.float32)
+    return out
+
+
+def _profiles(signed_rows: sp.csr_matrix, kw: sp.csr_matrix, cfg: BuildConfig) -> sp.csr_matrix:
+    """Users' keyword profiles: signed history x TF-IDF, top terms kept, L2-normalised."""
+    prof_raw = signed_rows @ kw
+    profiles = text.l2_normalize_rows(
+        text.prune_rows_topk(sp.csr_matrix(prof_raw), cfg.profile_terms)
+    )
+    profiles = sp.csr_matrix(profiles, dtype=np.float32)
+    profiles.sort_indices()
+    return profiles
+
+
+def _positive(signed: sp.csr_matrix) -> sp.csr_matrix:
+    """The SVD input: log(1 + positive decayed weight)."""
+    positive = sp.csr_matrix(signed, copy=True)
+    positive.data = np.log1p(np.maximum(positive.data, 0.0))
+    positive.eliminate_zeros()
+    return positive
+
+
+def _fit_collab(
+    signed: sp.csr_matrix, cfg: BuildConfig, timings: dict[str, float], prefix: str = ""
+) -> _Collab:
+    """Collaborative factors (EASE or SVD by catalogue size) and ItemKNN neighbours."""
+    t = time.perf_counter()
+    binary = collab.binary_matrix(signed)
+    factors = collab.fit_factors(
+        binary,
+        _positive(signed),
+        dim=cfg.embedding_dim,
+        ease_dim=cfg.ease_dim,
+        ease_lambda=cfg.ease_lambda,
+        ease_max_items=cfg.ease_max_items,
+        seed=cfg.seed,
+    )
+    timings[prefix + "embeddings"] = round(time.perf_counter() - t, 3)
+    t = time.perf_counter()
+    knn = collab.item_knn(
+        binary,
+        cfg.knn_neighbors,
+        shrink=cfg.knn_shrink,
+        max_items_per_user=cfg.knn_max_items_per_user,
+        seed=cfg.seed,
+    )
+    timings[prefix + "item_knn"] = round(time.perf_counter() - t, 3)
+    return _Collab(factors, knn)
+
+
+def _fit_blend(
+    signed: sp.csr_matrix,
+    popw: sp.csr_matrix,
+    seen: sp.csr_matrix,
+    kw: sp.csr_matrix,
+    freshness: NDArray[np.float32],
+    cfg: BuildConfig,
+    timings: dict[str, float],
+) -> tuple[dict[str, float], dict[str, Any], _Collab | None]:
+    """Blend weights fitted on held-out interactions of a sample of users (see blend.py).
+
+    Small catalogues (EASE) refit the collaborative models on all data afterwards. Large ones
+    (SVD) serve the validation fit itself: the held-out pairs are a tiny share of the data
+    (at most `blend_val_users` users), and the validation users' factor rows are recomputed
+    from their full history by fold-in, which is exact for these models. The third value is
+    that reusable fit, or None.
+    """
+    if cfg.blend_weights is not None:
+        return dict(cfg.blend_weights), {"fitted": False}, None
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(cfg.seed + 1)
+    binary = collab.binary_matrix(signed)
+    n_pos = np.diff(binary.indptr)
+    eligible = np.flatnonzero(n_pos >= cfg.blend_min_user_items)
+    if eligible.size == 0:
+        return {"embedding": 1.0}, {"fitted": False, "reason": "no user with enough items"}, None
+    users = np.sort(
+        rng.choice(eligible, size=min(eligible.size, cfg.blend_val_users), replace=False)
+    )
+    sub = binary[users]
+    row = np.repeat(np.arange(users.size), np.diff(sub.indptr))
+    n_hold = np.maximum(1, np.round(cfg.blend_holdout * np.diff(sub.indptr))).astype(np.int64)
+    order = np.lexsort((rng.random(sub.nnz), row))
+    rank = np.empty(sub.nnz, np.int64)
+    rank[order] = np.arange(sub.nnz) - sub.indptr[row[order]]
+    held = rank < n_hold[row]
+    hold = sp.csr_matrix(
+        (np.ones(int(held.sum()), np.float32), (users[row[held]], sub.indices[held])),
+        shape=signed.shape,
+    )
+    del binary, sub
+
+    def without(m: sp.csr_matrix) -> sp.csr_matrix:
+        out = sp.csr_matrix(m - m.multiply(hold))
+        out.eliminate_zeros()
+        return out
+
+    train_signed = without(signed)
+    fit = _fit_collab(train_signed, cfg, timings, prefix="val_")
+    t = time.perf_counter()
+    val_profiles = _profiles(train_signed[users], kw, cfg)
+    del train_signed
+    val_pop = np.asarray(without(popw).sum(axis=0), dtype=np.float64).ravel()
+    val = _validation_features(
+        fit, val_profiles, val_pop, kw, freshness, without(seen), hold, users, cfg
+    )
+    weights, report = blend.fit_weights(val)
+    timings["val_fit"] = round(time.perf_counter() - t, 3)
+    report["fitted"] = True
+    report["seconds"] = round(time.perf_counter() - t0, 3)
+    report["holdout"] = cfg.blend_holdout
+    reuse = fit.factors.kind == "svd"
+    report["models_refit"] = not reuse
+    if not reuse:
+        return weights, report, None
+    # Serve the validation fit: put back the held-out history of the validation users.
+    rows = _positive(signed[users])
+    fit.factors.users[users] = np.asarray(rows @ fit.factors.item_query, dtype=np.float32)
+    return weights, report, fit
+
+
+def _validation_features(
+    models: _Collab,
+    profiles: sp.csr_matrix,
+    popularity: NDArray[np.float64],
+    kw: sp.csr_matrix,
+    freshness: NDArray[np.float32],
+    seen: sp.csr_matrix,
+    hold: sp.csr_matrix,
+    users: NDArray[np.int64],
+    cfg: BuildConfig,
+) -> blend.ValidationSet:
+    """Features of each validation user's candidates, computed as `ranking.score` does."""
+    n_items = kw.shape[0]
+    f = models.factors
+    emb_scale = float(np.linalg.norm(f.items, axis=1).max(initial=0.0)) or 1.0
+    pop_norm = _pop_norm(popularity)
+    popular = np.lexsort((np.arange(n_items), -popularity))[: cfg.pool_size]
+    kwm = _core.KeywordMatrix.from_csr(
+        kw.indptr.astype(np.int64), kw.indices.astype(np.int32), kw.data, kw.shape[1]
+    )
+    knn = models.knn
+    knnm = _core.KeywordMatrix.from_csr(
+        knn.indptr.astype(np.int64), knn.indices.astype(np.int32), knn.data, n_items
+    )
+    prof = profiles
+    ex = seen[users]
+    kw_ids, _ = kwm.topk_batch(
+        prof.indptr.astype(np.int64),
+        prof.indices.astype(np.int32),
+        prof.data.astype(np.float32),
+        cfg.blend_keyword_candidates,
+        ex.indptr.astype(np.int64),
+        ex.indices.astype(np.int32),
+    )
+    held = hold[users]
+    cands: list[NDArray[np.int64]] = []
+    feats: list[NDArray[np.float32]] = []
+    rels: list[NDArray[np.bool_]] = []
+    chunk = max(1, 50_000_000 // max(n_items, 1))
+    for a in range(0, users.size, chunk):
+        b = min(users.size, a + chunk)
+        uv = f.users[users[a:b]]
+        sc = uv @ f.items.T
+        for j in range(b - a):
+            r = a + j
+            s_row = sc[j]
+            seen_r = ex.indices[ex.indptr[r] : ex.indptr[r + 1]]
+            s_row[seen_r] = -np.inf
+            k = min(cfg.blend_ann_candidates, n_items - 1)
+            ann_ids = np.argpartition(-s_row, k)[:k] if k > 0 else np.zeros(0, np.int64)
+            ann_ids = ann_ids[np.isfinite(s_row[ann_ids])]
+            pop_ids = popular[~np.isin(popular, seen_r)][: cfg.blend_popular_candidates]
+            kwr = kw_ids[r][kw_ids[r] >= 0]
+            c = np.unique(np.concatenate([ann_ids, kwr.astype(np.int64), pop_ids]))
+            c32 = c.astype(np.int32)
+            norm = float(np.linalg.norm(uv[j])) or 1.0
+            e = (f.items[c] @ uv[j]) / (norm * emb_scale)
+            hist = ex.indices[ex.indptr[r] : ex.indptr[r + 1]].astype(np.int32)
+            raw = knnm.score(hist, np.ones(hist.size, np.float32), c32)
+            pr = prof[r]
+            kws = kwm.score(pr.indices.astype(np.int32), pr.data.astype(np.float32), c32)
+            feats.append(
+                np.stack([e, blend.normalise_by_max(raw), kws, pop_norm[c], freshness[c]]).astype(
+                    np.float32
+                )
+            )
+            cands.append(c)
+            h = held.indices[held.indptr[r] : held.indptr[r + 1]]
+            rels.append(np.isin(c, h))
+    width = max((c.size for c in cands), default=1)
+    nu = users.size
+    features = np.zeros((len(blend.SIGNALS), nu, width), np.float32)
+    relevant = np.zeros((nu, width), bool)
+    valid = np.zeros((nu, width), bool)
+    for r in range(nu):
+        m = cands[r].size
+        features[:, r, :m] = feats[r]
+        relevant[r, :m] = rels[r]
+        valid[r, :m] = True
+    n_rel = np.diff(held.indptr).astype(np.int64)
+    return blend.ValidationSet(features, relevant, valid, n_rel)
+
+
 def build_snapshot(
     interactions_path: Path,
     items_path: Path,
@@ -102,6 +327,18 @@ def build_snapshot(
     in that case nothing is written.
     """
     cfg = config or BuildConfig()
+    with blas.limit(cfg.blas_threads):
+        return _build(interactions_path, items_path, out_dir, cfg, progress, version)
+
+
+def _build(
+    interactions_path: Path,
+    items_path: Path,
+    out_dir: Path,
+    cfg: BuildConfig,
+    progress: ProgressFn | None,
+    version: str | None,
+) -> dict[str, Any]:
     t_all = time.perf_counter()
     timings: dict[str, float] = {}
 
@@ -130,39 +367,47 @@ def build_snapshot(
     wr = np.asarray(inter.watch_ratio, dtype=np.float64)
     # Watching most of a video is a stronger signal than a bare start: scale by watch ratio.
     weight = np.where(np.isfinite(wr), weight * (0.5 + np.clip(wr, 0.0, 1.5)), weight)
-    decay = 0.5 ** ((now - ts) / (cfg.interaction_half_life_days * DAY))
-    w = weight * decay
-    signed = sp.csr_matrix((w, (user_idx, item_idx)), shape=(n_users, n_items))
+    age_s = (now - ts).astype(np.float64)
+    decay = 0.5 ** (age_s / (cfg.interaction_half_life_days * DAY))
+    shape = (n_users, n_items)
+    signed = sp.csr_matrix((weight * decay, (user_idx, item_idx)), shape=shape)
     signed.sum_duplicates()
-    positive = signed.copy()
-    positive.data = np.log1p(np.maximum(positive.data, 0.0))
-    positive.eliminate_zeros()
-    seen = sp.csr_matrix(
-        (np.ones_like(w, dtype=np.int8), (user_idx, item_idx)), shape=(n_users, n_items)
-    )
+    pos_w = np.maximum(weight, 0.0) * 0.5 ** (age_s / (cfg.popularity_half_life_days * DAY))
+    popw = sp.csr_matrix((pos_w, (user_idx, item_idx)), shape=shape)
+    popw.sum_duplicates()
+    seen = sp.csr_matrix((np.ones(user_idx.size, dtype=np.int8), (user_idx, item_idx)), shape=shape)
     seen.sum_duplicates()
+    seen.data[:] = 1
     seen.sort_indices()
+    del weight, wr, decay, pos_w, age_s
     t = timed("aggregate", t)
 
-    _stage(progress, "keywords", 15)
+    _stage(progress, "keywords", 10)
     feats = text.build_tfidf(list(items.keywords), list(items.title))
     kw = feats.matrix
     post = kw.tocsc()
     post.sort_indices()
     t = timed("tfidf", t)
 
-    _stage(progress, "profiles", 30)
-    prof_raw = signed @ kw
-    profiles = text.l2_normalize_rows(
-        text.prune_rows_topk(sp.csr_matrix(prof_raw), cfg.profile_terms)
-    )
-    profiles = sp.csr_matrix(profiles, dtype=np.float32)
-    profiles.sort_indices()
+    publish = np.asarray(items.publish_ts, dtype=np.int64)
+    age_days = np.maximum(now - publish, 0) / DAY
+    freshness = np.exp(-age_days / cfg.freshness_days).astype(np.float32)
+
+    _stage(progress, "validation", 20)
+    blend_weights, blend_report, fit = _fit_blend(signed, popw, seen, kw, freshness, cfg, timings)
+    t = time.perf_counter()
+
+    _stage(progress, "profiles", 40)
+    profiles = _profiles(signed, kw, cfg)
     t = timed("profiles", t)
 
-    _stage(progress, "embeddings", 40)
-    emb = embeddings.fit_svd(positive, cfg.embedding_dim, seed=cfg.seed)
-    t = timed("embeddings", t)
+    _stage(progress, "models", 45)
+    if fit is None:
+        fit = _fit_collab(signed, cfg, timings)
+    emb, knn = fit.factors, fit.knn
+    popularity = np.asarray(popw.sum(axis=0), dtype=np.float64).ravel()
+    del fit
+    t = time.perf_counter()
 
     _stage(progress, "ann", 60)
     index = ann.build_ann(emb.items, exact_threshold=cfg.ann_exact_threshold, seed=cfg.seed)
@@ -174,12 +419,7 @@ def build_snapshot(
     t = timed("ann", t)
 
     _stage(progress, "pools", 75)
-    pos_w = np.maximum(weight, 0.0) * 0.5 ** ((now - ts) / (cfg.popularity_half_life_days * DAY))
-    popularity = np.bincount(item_idx, weights=pos_w, minlength=n_items)
-    pop_norm = (np.log1p(popularity) / max(np.log1p(popularity.max()), 1e-9)).astype(np.float32)
-    publish = np.asarray(items.publish_ts, dtype=np.int64)
-    age_days = np.maximum(now - publish, 0) / DAY
-    freshness = np.exp(-age_days / cfg.freshness_days).astype(np.float32)
+    pop_norm = _pop_norm(popularity)
     creator_names, creator_codes = np.unique(
         np.asarray(items.creator_id, dtype=str), return_inverse=True
     )
@@ -218,7 +458,11 @@ def build_snapshot(
         out.array("idf", feats.idf)
         out.array("item_emb", emb.items)
         out.array("user_emb", emb.users)
+        out.array("item_query", emb.item_query)
         out.array("singular_values", emb.singular_values)
+        out.array("knn_indptr", knn.indptr.astype(np.int64))
+        out.array("knn_indices", knn.indices.astype(np.int32))
+        out.array("knn_data", knn.data.astype(np.float32))
         out.array("uprof_indptr", profiles.indptr.astype(np.int64))
         out.array("uprof_terms", profiles.indices.astype(np.int32))
         out.array("uprof_weights", profiles.data.astype(np.float32))
@@ -239,6 +483,7 @@ def build_snapshot(
                 "creators": len(creator_names),
                 "terms": len(feats.vocabulary),
                 "keyword_nnz": int(kw.nnz),
+                "positive_pairs": int(np.count_nonzero(signed.data > 0)),
             },
             "rejected_rows": dict(inter.rejected),
             "inputs": {
@@ -252,7 +497,13 @@ def build_snapshot(
                 },
             },
             "config": _jsonable(dataclasses.asdict(cfg)),
-            "blend_weights": dict(cfg.blend_weights),
+            "blend_weights": blend_weights,
+            "blend_fit": blend_report,
+            "collaborative": {
+                "model": emb.kind,
+                "dim": int(emb.items.shape[1]),
+                "item_knn_nnz": int(knn.nnz),
+            },
             "groups": group_names,
             "group_catalogue_share": group_share,
             "protected_groups": [g for g in cfg.protected_groups if g in group_names],

@@ -14,6 +14,7 @@ from numpy.typing import NDArray
 
 from server import _core
 from server.index import ann, snapshot
+from server.index.ids import IdIndex, IdTable
 
 log = logging.getLogger(__name__)
 
@@ -30,11 +31,11 @@ class LoadedSnapshot:
     path: Path
     manifest: dict[str, Any]
     loaded_at: float
-    item_ids: list[str]
-    item_index: dict[str, int]
-    user_ids: list[str]
-    user_index: dict[str, int]
-    creator_ids: list[str]
+    item_ids: IdTable
+    item_index: IdIndex
+    user_ids: IdTable
+    user_index: IdIndex
+    creator_ids: IdTable
     item_creator: NDArray[np.int32]
     item_group: NDArray[np.int8]
     groups: list[str]
@@ -43,11 +44,19 @@ class LoadedSnapshot:
     item_popularity: NDArray[np.float32]
     item_freshness: NDArray[np.float32]
     keywords: _core.KeywordMatrix
+    # The same CSR rows, memory-mapped, for explanations (which terms matched).
+    kw_indptr: NDArray[np.int64]
+    kw_indices: NDArray[np.int32]
+    kw_data: NDArray[np.float32]
     vocabulary: list[str] | None
     item_emb: NDArray[np.float32]
     user_emb: NDArray[np.float32]
     singular_values: NDArray[np.float32]
     emb_scale: float
+    # Fold-in rows for recent events (user vector = Σ w·item_query[i]) and the ItemKNN
+    # neighbours (rows = target items, terms = source items); both from server/index/collab.py.
+    item_query: NDArray[np.float32]
+    item_knn: _core.KeywordMatrix | None
     uprof_indptr: NDArray[np.int64]
     uprof_terms: NDArray[np.int32]
     uprof_weights: NDArray[np.float32]
@@ -79,9 +88,34 @@ class LoadedSnapshot:
         return self.vocabulary[t]
 
 
+def _item_query(directory: Path, manifest: dict[str, Any], item_emb: NDArray[Any]) -> NDArray[Any]:
+    if "item_query.npy" in manifest["files"]:
+        return snapshot.load_array(directory, "item_query")
+    # Snapshots from before collab.py: SVD fold-in rows are item vectors / singular values.
+    sv = np.asarray(snapshot.load_array(directory, "singular_values"))
+    out: NDArray[Any] = (np.asarray(item_emb) / np.maximum(sv, 1e-6)).astype(np.float32)
+    return out
+
+
+def _item_knn(
+    directory: Path, manifest: dict[str, Any], n_items: int
+) -> _core.KeywordMatrix | None:
+    if "knn_indptr.npy" not in manifest["files"]:
+        return None
+    return _core.KeywordMatrix.from_csr(
+        snapshot.load_array(directory, "knn_indptr"),
+        snapshot.load_array(directory, "knn_indices"),
+        snapshot.load_array(directory, "knn_data"),
+        n_items,
+    )
+
+
 def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSnapshot:
     """Open a complete snapshot directory; raises `snapshot.SnapshotError` if it is not valid."""
     t0 = time.perf_counter()
+    # Requests already run on a thread pool (or several processes); FAISS' OpenMP threads
+    # would oversubscribe the cores and spin, multiplying search latency under load.
+    faiss.omp_set_num_threads(1)
     manifest = snapshot.read_manifest(directory)
     if manifest.get("version") != directory.name:
         raise snapshot.SnapshotError(
@@ -94,8 +128,8 @@ def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSn
         return snapshot.load_array(directory, name)
 
     try:
-        item_ids = _read_lines(directory / "item_ids.txt")
-        user_ids = _read_lines(directory / "user_ids.txt")
+        item_ids = IdTable.from_lines(directory / "item_ids.txt")
+        user_ids = IdTable.from_lines(directory / "user_ids.txt")
         groups = list(manifest["groups"])
         share = manifest["group_catalogue_share"]
         item_emb = arr("item_emb")
@@ -105,10 +139,10 @@ def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSn
             manifest=manifest,
             loaded_at=time.time(),
             item_ids=item_ids,
-            item_index={s: i for i, s in enumerate(item_ids)},
+            item_index=item_ids.rows,
             user_ids=user_ids,
-            user_index={s: i for i, s in enumerate(user_ids)},
-            creator_ids=_read_lines(directory / "creator_ids.txt"),
+            user_index=user_ids.rows,
+            creator_ids=IdTable.from_lines(directory / "creator_ids.txt"),
             item_creator=arr("item_creator"),
             item_group=arr("item_group"),
             groups=groups,
@@ -117,11 +151,16 @@ def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSn
             item_popularity=arr("item_popularity"),
             item_freshness=arr("item_freshness"),
             keywords=_core.KeywordMatrix.open(str(directory)),
+            kw_indptr=arr("kw_indptr"),
+            kw_indices=arr("kw_indices"),
+            kw_data=arr("kw_data"),
             vocabulary=None,
             item_emb=item_emb,
             user_emb=arr("user_emb"),
             singular_values=np.asarray(arr("singular_values")),
             emb_scale=float(manifest["ann"].get("max_item_norm", 1.0)) or 1.0,
+            item_query=_item_query(directory, manifest, item_emb),
+            item_knn=_item_knn(directory, manifest, len(item_ids)),
             uprof_indptr=arr("uprof_indptr"),
             uprof_terms=arr("uprof_terms"),
             uprof_weights=arr("uprof_weights"),

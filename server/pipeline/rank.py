@@ -9,10 +9,19 @@ from dataclasses import dataclass, field
 import numpy as np
 from numpy.typing import NDArray
 
-from server.errors import NotFound
+from server.errors import InvalidArgument, NotFound
 from server.index.loaded import LoadedSnapshot
 from server.pipeline import fairness, ranking, retrieval
-from server.pipeline.types import Candidates, Event, FairnessParams, Page, Scores, Source, UserState
+from server.pipeline.budget import COSTS, RESERVE_S, Budget, timed
+from server.pipeline.types import (
+    Candidates,
+    Event,
+    FairnessParams,
+    Page,
+    RetrievalQuotas,
+    Scores,
+    UserState,
+)
 from server.pipeline.user_state import build_user_state
 
 
@@ -24,6 +33,7 @@ class RankResult:
     scores: Scores
     page: Page
     timings_us: dict[str, int] = field(default_factory=dict)
+    degradations: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def items(self) -> NDArray[np.int32]:
@@ -32,8 +42,7 @@ class RankResult:
 
 def item_id_order(snap: LoadedSnapshot, items: NDArray[np.int32]) -> NDArray[np.int64]:
     """Rank of each item's id string among `items`: the tie-breaker 'by item id'."""
-    ids = np.array([snap.item_ids[i] for i in items.tolist()], dtype=str)
-    out: NDArray[np.int64] = np.argsort(np.argsort(ids, kind="stable"), kind="stable")
+    out: NDArray[np.int64] = snap.item_ids.rank[items]
     return out
 
 
@@ -43,6 +52,7 @@ def rerank_scores(
     scores: NDArray[np.float32],
     num_results: int,
     params: FairnessParams,
+    tracker: fairness.ExposureTracker | None = None,
 ) -> Page:
     if not params.protected_groups and snap.protected_groups:
         params = dataclasses.replace(params, protected_groups=tuple(snap.protected_groups))
@@ -56,7 +66,29 @@ def rerank_scores(
         params,
         group_names=snap.groups,
         target_share=snap.group_target_share,
+        embeddings=fairness.vectors(snap, items, params),
+        tracker=tracker,
+        creator_key=snap.version,
     )
+
+
+def apply_blend(snap: LoadedSnapshot, scores: Scores, overrides: dict[str, float]) -> Scores:
+    """Recompute the blended total with some weights replaced (per-request override)."""
+    unknown = sorted(set(overrides) - set(signal_names(scores)))
+    if unknown:
+        raise InvalidArgument(
+            f"unknown blend signal(s) {unknown}; known: {sorted(signal_names(scores))}"
+        )
+    weights = {**snap.blend_weights, **overrides}
+    total = np.zeros(scores.items.size, np.float64)
+    for name in signal_names(scores):
+        total += weights.get(name, 0.0) * np.asarray(getattr(scores, name), np.float64)
+    return dataclasses.replace(scores, total=total.astype(np.float32))
+
+
+def signal_names(scores: Scores) -> list[str]:
+    """The per-signal arrays of `Scores` (every field but the items and the blended total)."""
+    return [f.name for f in dataclasses.fields(scores) if f.name not in ("items", "total")]
 
 
 def rank(
@@ -67,28 +99,61 @@ def rank(
     num_results: int,
     num_candidates: int,
     params: FairnessParams,
+    *,
+    quotas: RetrievalQuotas | None = None,
+    blend: dict[str, float] | None = None,
+    budget: Budget | None = None,
+    tracker: fairness.ExposureTracker | None = None,
 ) -> RankResult:
+    """Run the three stages on one snapshot; `budget` (a deadline) may make stages do less."""
     fairness.validate(params, snap.groups)
+    budget = budget or Budget()
     t0 = time.perf_counter_ns()
     state = build_user_state(snap, user_id, events, exclude_ids)
-    cands = retrieval.retrieve(snap, state, max(num_candidates, num_results))
+    n_cands = max(num_candidates, num_results)
+    if quotas is not None:
+        quotas = RetrievalQuotas.for_total(
+            n_cands, known_user=not state.cold, has_events=state.positive_recent.size > 0
+        ).override(**dataclasses.asdict(quotas))
+    cands = retrieval.retrieve(snap, state, n_cands, quotas, budget)
     t1 = time.perf_counter_ns()
-    scores = ranking.score(snap, state, cands.items)
+    cands = _fit_ranking_budget(cands, num_results, budget)
+    with timed("ranking per 500 candidates"):
+        scores = ranking.score(snap, state, cands.items)
+    if blend:
+        scores = apply_blend(snap, scores, blend)
     t2 = time.perf_counter_ns()
-    page = rerank_scores(snap, cands.items, scores.total, num_results, params)
+    page = rerank_scores(snap, cands.items, scores.total, num_results, params, tracker)
     t3 = time.perf_counter_ns()
     timings = {
         "retrieval": (t1 - t0) // 1000,
         "ranking": (t2 - t1) // 1000,
         "reranking": (t3 - t2) // 1000,
     }
-    return RankResult(snap, state, cands, scores, page, timings)
+    return RankResult(snap, state, cands, scores, page, timings, budget.degradations)
+
+
+def _fit_ranking_budget(cands: Candidates, num_results: int, budget: Budget) -> Candidates:
+    """Keep only as many candidates as the deadline lets the ranking stage score."""
+    n = cands.items.size
+    if budget.deadline is None or n <= num_results:
+        return cands
+    per = COSTS.estimate("ranking per 500 candidates") / 500
+    room = budget.left() - RESERVE_S
+    fit = int(room / per) if per > 0 else n
+    if fit >= n:
+        return cands
+    keep = max(num_results, fit)
+    budget.note("ranking", f"scored {keep} of {n} candidates: {max(room, 0) * 1e3:.1f} ms left")
+    return Candidates(
+        cands.items[:keep], cands.sources[:keep], cands.retrieval_score[:keep], cands.source_counts
+    )
 
 
 def resolve_items(snap: LoadedSnapshot, item_ids: list[str]) -> NDArray[np.int32]:
     """Snapshot rows of `item_ids`; an unknown id is NOT_FOUND, naming the first few."""
-    idx = [snap.item_index.get(i, -1) for i in item_ids]
-    missing = [item_ids[j] for j, i in enumerate(idx) if i < 0]
+    idx = snap.item_ids.lookup(item_ids)
+    missing = [item_ids[j] for j in np.flatnonzero(idx < 0).tolist()]
     if missing:
         shown = ", ".join(repr(m) for m in missing[:5])
         more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
@@ -98,4 +163,3 @@ def resolve_items(snap: LoadedSnapshot, item_ids: list[str]) -> NDArray[np.int32
     return np.asarray(idx, dtype=np.int32)
 
 
-SOURCE_ORDER = (Source.ANN, Source.KEYWORD, Source.POPULAR, Source.FRESH, Source.COLD_START)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 from dataclasses import dataclass, field
 
@@ -17,12 +18,34 @@ class Source(enum.IntFlag):
     FRESH = 4
     COLD_START = 8
     KEYWORD = 16
+    ITEM_NEIGHBOR = 32
 
 
 class Policy(enum.Enum):
+    """A fairness policy, or (NONE, EXPOSURE) a preset of policies; see docs/FAIRNESS.md."""
+
     NONE = "none"
     CREATOR_CAP = "creator_cap"
-    EXPOSURE = "exposure"
+    EXPOSURE = "exposure"  # preset: creator cap + FA*IR group floor
+    CREATOR_DECAY = "creator_decay"
+    GROUP_FLOOR = "group_floor"
+    GROUP_SHARES = "group_shares"
+    DIVERSITY = "diversity"
+    AMORTISED_EXPOSURE = "amortised_exposure"
+    COLD_START_SLOT = "cold_start_slot"
+
+
+PRESETS: dict[Policy, tuple[Policy, ...]] = {
+    Policy.NONE: (),
+    Policy.EXPOSURE: (Policy.CREATOR_CAP, Policy.GROUP_FLOOR),
+}
+
+
+class Similarity(enum.Enum):
+    """What the diversity policy compares items by."""
+
+    EMBEDDING = "embedding"
+    KEYWORD = "keyword"
 
 
 @dataclass(frozen=True)
@@ -37,29 +60,83 @@ class Event:
 
 @dataclass(frozen=True)
 class RetrievalQuotas:
-    """Candidates wanted per source for a request of `total` candidates."""
+    """Candidates wanted per source."""
 
     ann: int
     keyword: int
+    item_neighbor: int
     popular: int
     fresh: int
     cold_start: int
 
     @staticmethod
-    def for_total(total: int, *, known_user: bool) -> RetrievalQuotas:
-        # A cold user has no stored embedding or profile: lean on trending and fresh pools.
-        shares = (0.5, 0.25, 0.1, 0.075, 0.075) if known_user else (0.2, 0.2, 0.3, 0.15, 0.15)
-        ann, kw, pop, fresh, cold = (max(1, round(total * s)) for s in shares)
-        return RetrievalQuotas(ann, kw, pop, fresh, cold)
+    def for_total(total: int, *, known_user: bool, has_events: bool = False) -> RetrievalQuotas:
+        """Default split of `total` candidates over the sources.
+
+        A cold user has no stored embedding or profile, so trending and fresh pools carry
+        more weight; recent events open the item-neighbour source.
+        """
+        if known_user:
+            shares = [0.45, 0.2, 0.1, 0.1, 0.075, 0.075]
+        else:
+            shares = [0.15, 0.15, 0.15, 0.3, 0.125, 0.125]
+        if not has_events:
+            shares[2] = 0.0
+        ann, kw, nb, pop, fresh, cold = (max(1, round(total * s)) if s else 0 for s in shares)
+        return RetrievalQuotas(ann, kw, nb, pop, fresh, cold)
+
+    def override(self, **given: int) -> RetrievalQuotas:
+        """Replace the quotas given as positive numbers; zeros keep the default."""
+        return dataclasses.replace(self, **{k: v for k, v in given.items() if v > 0})
 
 
 @dataclass(frozen=True)
 class FairnessParams:
+    """Fairness re-ranking settings: server defaults, overridden per request.
+
+    `policies`, when not empty, is the composition in its declared order; otherwise `policy`
+    (one policy or a preset) decides. The order sets precedence between hard constraints (a
+    group floor declared before the creator cap wins over it when both cannot hold).
+    """
+
     policy: Policy = Policy.CREATOR_CAP
     max_per_creator: int = 2
     creator_window: int = 0  # 0: the whole page
     protected_groups: tuple[str, ...] = ()
-    min_protected_share: float = 0.2
+    min_protected_share: float = 0.0  # FA*IR p; 0: the protected groups' catalogue share
+    policies: tuple[Policy, ...] = ()
+    fair_alpha: float = 0.1
+    repeat_decay: float = 0.95
+    repeat_decay_floor: float = 0.8
+    group_targets: tuple[tuple[str, float], ...] = ()  # empty: catalogue shares
+    diversity_lambda: float = 0.9
+    similarity: Similarity = Similarity.EMBEDDING
+    exposure_step: float = 0.02
+    max_exposure_price: float = 1.0
+    exposure_window: int = 1000  # pages kept by the server's exposure tracker
+    creator_exposure_weight: float = 0.0  # relevance taken from the most exposed creator
+    cold_start_position: int = 5  # 1-based slot of the lifted cold-start item
+    cold_start_min_relevance: float = 0.5
+    cold_start_groups: tuple[str, ...] = ()  # empty: the protected groups
+
+    def active(self) -> tuple[Policy, ...]:
+        """The policies applied, in declared order (presets expanded)."""
+        if self.policies:
+            out: list[Policy] = []
+            for p in self.policies:
+                out.extend(PRESETS.get(p, (p,)))
+            return tuple(dict.fromkeys(out))
+        return PRESETS.get(self.policy, (self.policy,))
+
+
+DEFAULT_POLICIES: tuple[Policy, ...] = (
+    Policy.CREATOR_CAP,
+    Policy.GROUP_FLOOR,
+    Policy.CREATOR_DECAY,
+    Policy.DIVERSITY,
+    Policy.AMORTISED_EXPOSURE,
+    Policy.COLD_START_SLOT,
+)
 
 
 @dataclass
@@ -70,8 +147,13 @@ class UserState:
     embedding: NDArray[np.float32]
     q_terms: NDArray[np.int32]
     q_weights: NDArray[np.float32]
-    excluded: NDArray[np.int32]
+    excluded: NDArray[np.int32]  # sorted, unique: seen + recent + caller-excluded items
     recent_items: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    # The user's items as an ItemKNN query (ids strictly increasing, weights > 0).
+    history: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    history_weights: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
+    # Recent items with positive feedback, oldest first: seeds for item-neighbour retrieval.
+    positive_recent: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
 
     @property
     def cold(self) -> bool:
@@ -94,6 +176,8 @@ class Scores:
     embedding: NDArray[np.float32]
     popularity: NDArray[np.float32]
     freshness: NDArray[np.float32]
+    # ItemKNN score divided by its max over the candidates (server/index/collab.py).
+    item_knn: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
 
 
 @dataclass
@@ -102,6 +186,8 @@ class GroupExposure:
     item_count: int
     exposure_share: float
     target_share: float
+    window_exposure_share: float = 0.0  # over the server's sliding window (0: no tracker)
+    price: float = 0.0  # amortised-exposure dual price applied to this page
 
 
 @dataclass
@@ -113,6 +199,14 @@ class FairnessReport:
     min_exposure_ratio: float
     dcg_retained: float
     constraints_satisfied: bool
+    policies: tuple[Policy, ...] = ()
+    max_exposure_ratio: float = 1.0
+    fair_test_passed: bool = True
+    fair_alpha_adjusted: float = 0.0
+    intra_list_diversity: float = 0.0
+    ndcg_loss: float = 0.0
+    relaxed: tuple[str, ...] = ()
+    cold_start_position: int = 0  # 1-based position of the lifted cold-start item, 0: none
 
 
 @dataclass

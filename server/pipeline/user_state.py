@@ -6,7 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.data.schema import DEFAULT_EVENT_WEIGHTS
-from server.index.embeddings import fold_in
+from server.index.collab import fold_in
 from server.index.loaded import LoadedSnapshot
 from server.pipeline.types import Event, UserState
 
@@ -51,6 +51,7 @@ def build_user_state(
     known = [(snap.item_index.get(e.item_id), e) for e in events]
     known_events = [(i, e) for i, e in known if i is not None]
     recent = np.array([i for i, _ in known_events], dtype=np.int32)
+    positive = np.zeros(0, np.int32)
     if known_events:
         weights = np.array(
             [
@@ -63,8 +64,10 @@ def build_user_state(
         ts = np.array([e.timestamp for _, e in known_events], dtype=np.float64)
         ages = np.maximum(ts.max() - ts, 0.0)
         decay = (0.5 ** (ages / RECENT_HALF_LIFE_S)).astype(np.float32)
+        by_time = np.argsort(ts, kind="stable")
+        positive = recent[by_time][weights[by_time] > 0]
         emb = emb + RECENT_EMBEDDING_BOOST * fold_in(
-            snap.item_emb, snap.singular_values, recent.astype(np.int64), weights * decay
+            snap.item_query, recent.astype(np.int64), weights * decay
         )
         r_terms, r_weights = snap.keywords.build_profile(
             recent, weights, ages, RECENT_HALF_LIFE_S, PROFILE_TERMS
@@ -79,6 +82,11 @@ def build_user_state(
     ex = [snap.item_index.get(i) for i in exclude_ids]
     excluded_parts.append(np.array([i for i in ex if i is not None], dtype=np.int32))
     excluded = np.unique(np.concatenate(excluded_parts)).astype(np.int32)
+    # ItemKNN query: the stored history (as the build's blend fit saw it) plus positive events.
+    hist_parts = [positive]
+    if u is not None:
+        hist_parts.append(snap.user_seen(u))
+    history = np.unique(np.concatenate(hist_parts)).astype(np.int32)
     return UserState(
         u,
         emb.astype(np.float32),
@@ -86,4 +94,7 @@ def build_user_state(
         q_weights.astype(np.float32),
         excluded,
         recent,
+        positive_recent=positive,
+        history=history,
+        history_weights=np.ones(history.size, np.float32),
     )

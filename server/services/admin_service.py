@@ -1,89 +1,42 @@
-"""reelrank.admin.v1.IndexAdminService and google.longrunning.Operations for rebuilds."""
+"""reelrank.admin.v1.IndexAdminService: a thin adapter over `server.admin`.
+
+`Operations` (the standard `google.longrunning.Operations` service) is re-exported from
+`server.admin.operations` for the server factory.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import uuid
-from pathlib import Path
 
 import grpc
-from google.longrunning import operations_pb2_grpc
 from google.longrunning import operations_proto_pb2 as ops_pb
-from google.protobuf import any_pb2, timestamp_pb2
-from google.rpc import code_pb2, status_pb2
 
+from server.admin import inputs, quality
+from server.admin.operations import Operations
+from server.admin.rebuild import RebuildJob, ts
 from server.api.reelrank.admin.v1 import index_admin_service_pb2 as pb
 from server.api.reelrank.admin.v1 import index_admin_service_pb2_grpc as pb_grpc
 from server.config import ServerConfig
-from server.errors import FailedPrecondition, InvalidArgument, NotFound
-from server.index import builder
+from server.errors import FailedPrecondition, InvalidArgument, NotFound, ReelrankError
+from server.index import snapshot
 from server.index.store import SnapshotStore
+
+__all__ = ["IndexAdminService", "Operations", "SnapshotCorrupt"]
 
 log = logging.getLogger(__name__)
 
-STAGES = {
-    "loading": pb.REBUILD_STAGE_LOADING,
-    "keywords": pb.REBUILD_STAGE_BUILDING,
-    "profiles": pb.REBUILD_STAGE_BUILDING,
-    "embeddings": pb.REBUILD_STAGE_BUILDING,
-    "ann": pb.REBUILD_STAGE_BUILDING,
-    "pools": pb.REBUILD_STAGE_BUILDING,
-    "writing": pb.REBUILD_STAGE_WRITING,
-    "done": pb.REBUILD_STAGE_WRITING,
-}
+REBUILD_LOCK = ".rebuild.lock"
 
 
-def _ts(t: float) -> timestamp_pb2.Timestamp:
-    out = timestamp_pb2.Timestamp()
-    out.FromNanoseconds(int(t * 1e9))
-    return out
+class SnapshotCorrupt(ReelrankError):
+    """A kept snapshot fails verification (missing file, size or checksum mismatch)."""
 
-
-def _pack(msg: object) -> any_pb2.Any:
-    out = any_pb2.Any()
-    out.Pack(msg)
-    return out
-
-
-class Operations(operations_pb2_grpc.OperationsServicer):  # type: ignore[misc]
-    """In-memory registry of long-running operations (they do not survive a restart)."""
-
-    def __init__(self) -> None:
-        self._ops: dict[str, ops_pb.Operation] = {}
-        self._lock = threading.Lock()
-
-    def put(self, op: ops_pb.Operation) -> None:
-        with self._lock:
-            self._ops[op.name] = op
-
-    def get(self, name: str) -> ops_pb.Operation:
-        with self._lock:
-            op = self._ops.get(name)
-            if op is None:
-                raise NotFound(
-                    f"operation {name!r} not found (operations are kept in memory until restart)"
-                )
-            out = ops_pb.Operation()
-            out.CopyFrom(op)
-            return out
-
-    def running(self) -> str | None:
-        with self._lock:
-            return next((n for n, op in self._ops.items() if not op.done), None)
-
-    def GetOperation(
-        self, request: ops_pb.GetOperationRequest, context: grpc.ServicerContext
-    ) -> ops_pb.Operation:
-        return self.get(request.name)
-
-    def ListOperations(
-        self, request: ops_pb.ListOperationsRequest, context: grpc.ServicerContext
-    ) -> ops_pb.ListOperationsResponse:
-        with self._lock:
-            ops = [op for op in self._ops.values()]
-        return ops_pb.ListOperationsResponse(operations=ops)
+    code = grpc.StatusCode.DATA_LOSS
+    reason = "SNAPSHOT_CORRUPT"
 
 
 class IndexAdminService(pb_grpc.IndexAdminServiceServicer):
@@ -93,112 +46,160 @@ class IndexAdminService(pb_grpc.IndexAdminServiceServicer):
         self.ops = operations
         self._start_lock = threading.Lock()
 
-    def _checked_path(self, field: str, raw: str) -> Path:
-        if not raw:
-            raise InvalidArgument(f"{field} is required")
-        path = Path(raw).resolve()
-        roots = [r.resolve() for r in self.config.data_roots]
-        if not any(path.is_relative_to(r) for r in roots):
-            raise InvalidArgument(
-                f"{field} {raw!r} is outside the configured data roots {[str(r) for r in roots]}",
-                reason="PATH_OUTSIDE_DATA_ROOTS",
-            )
-        if not path.is_file():
-            raise NotFound(f"{field} {raw!r} does not exist or is not a file")
-        return path
+    # ------------------------------------------------------------ rebuild
 
     def RebuildIndex(
         self, request: pb.RebuildIndexRequest, context: grpc.ServicerContext
     ) -> ops_pb.Operation:
-        interactions = self._checked_path("interactions_path", request.interactions_path)
-        items = self._checked_path("items_path", request.items_path)
+        interactions, items = inputs.resolve(
+            self.config, request.source, request.interactions_path, request.items_path
+        )
         with self._start_lock:
             running = self.ops.running()
             if running is not None:
                 raise FailedPrecondition(
-                    f"a rebuild is already running: {running}", operation=running
+                    f"a rebuild is already running: {running} (wait for it or cancel it)",
+                    reason="REBUILD_RUNNING",
+                    operation=running,
                 )
-            name = f"operations/rebuild-{uuid.uuid4().hex[:12]}"
-            meta = pb.RebuildIndexMetadata(
-                stage=pb.REBUILD_STAGE_QUEUED, progress_percent=0.0, start_time=_ts(time.time())
-            )
-            op = ops_pb.Operation(name=name, metadata=_pack(meta), done=False)
-            self.ops.put(op)
-        threading.Thread(
-            target=self._run,
-            args=(name, meta, interactions, items, not request.skip_activation),
-            daemon=True,
-            name=name,
-        ).start()
-        return self.ops.get(name)
+            # Sibling serving processes (--processes) share the root: one rebuild among them.
+            lock_fd = snapshot.try_lock(self.store.root / REBUILD_LOCK)
+            if lock_fd is None:
+                raise FailedPrecondition(
+                    "a rebuild is already running in another server process sharing "
+                    f"{self.store.root} (its pid is in {REBUILD_LOCK})",
+                    reason="REBUILD_RUNNING",
+                )
+            try:
+                job = RebuildJob(
+                    f"operations/rebuild-{uuid.uuid4().hex[:12]}",
+                    self.ops,
+                    self.store,
+                    self.config,
+                    interactions,
+                    items,
+                    activate=not request.skip_activation,
+                    force=request.force,
+                    source=request.source,
+                    lock_fd=lock_fd,
+                )
+            except BaseException:
+                os.close(lock_fd)
+                raise
+            job.start()
+        log.info("rebuild %s started: %s, %s", job.name, interactions, items)
+        return self.ops.get(job.name)
 
-    def _run(
-        self,
-        name: str,
-        meta: pb.RebuildIndexMetadata,
-        interactions: Path,
-        items: Path,
-        activate: bool,
-    ) -> None:
-        t0 = time.perf_counter()
-
-        def progress(stage: str, pct: float) -> None:
-            meta.stage = STAGES.get(stage, pb.REBUILD_STAGE_BUILDING)
-            meta.progress_percent = pct * 0.9
-            self.ops.put(ops_pb.Operation(name=name, metadata=_pack(meta), done=False))
-
-        try:
-            manifest = builder.build_snapshot(
-                interactions, items, self.store.root, progress=progress
-            )
-            meta.snapshot_version = manifest["version"]
-            if activate:
-                meta.stage = pb.REBUILD_STAGE_ACTIVATING
-                meta.progress_percent = 92.0
-                self.ops.put(ops_pb.Operation(name=name, metadata=_pack(meta), done=False))
-                self.store.activate(manifest["version"])
-            counts = manifest["counts"]
-            result = pb.RebuildIndexResponse(
-                snapshot_version=manifest["version"],
-                activated=activate,
-                num_items=counts["items"],
-                num_users=counts["users"],
-                num_interactions=counts["interactions"],
-                build_seconds=time.perf_counter() - t0,
-            )
-            meta.stage, meta.progress_percent = pb.REBUILD_STAGE_DONE, 100.0
-            meta.end_time.CopyFrom(_ts(time.time()))
-            self.ops.put(
-                ops_pb.Operation(name=name, metadata=_pack(meta), done=True, response=_pack(result))
-            )
-            log.info("rebuild %s finished: snapshot %s", name, manifest["version"])
-        except Exception as exc:
-            code = code_pb2.INVALID_ARGUMENT if isinstance(exc, ValueError) else code_pb2.INTERNAL
-            if code == code_pb2.INTERNAL:
-                log.exception("rebuild %s failed", name)
-            else:
-                log.warning("rebuild %s failed: %s", name, exc)
-            meta.stage = pb.REBUILD_STAGE_DONE
-            meta.end_time.CopyFrom(_ts(time.time()))
-            err = status_pb2.Status(
-                code=code, message=f"rebuild failed, serving snapshot unchanged: {exc}"
-            )
-            self.ops.put(ops_pb.Operation(name=name, metadata=_pack(meta), done=True, error=err))
+    # ------------------------------------------------------------ status and snapshots
 
     def GetIndexStatus(
         self, request: pb.GetIndexStatusRequest, context: grpc.ServicerContext
     ) -> pb.GetIndexStatusResponse:
         snap = self.store.current_or_none()
         resp = pb.GetIndexStatusResponse(
-            serving=snap is not None, available_versions=self.store.versions()
+            serving=snap is not None,
+            available_versions=self.store.versions(),
+            loads=self.store.loads,
+            load_failures=self.store.load_failures,
+            previous_version=self.store.previous_version or "",
+            running_operation=self.ops.running() or "",
         )
         if snap is not None:
             m = snap.manifest
             resp.snapshot_version = snap.version
             resp.num_items = snap.n_items
             resp.num_users = snap.n_users
+            resp.num_interactions = int(m.get("counts", {}).get("interactions", 0))
             resp.created_time.FromJsonString(m["created_at"])
-            resp.loaded_time.CopyFrom(_ts(snap.loaded_at))
+            resp.loaded_time.CopyFrom(ts(snap.loaded_at))
+            resp.load_seconds = self.store.last_load_seconds
+            resp.build_seconds = float(m.get("build_seconds", 0.0))
             resp.ann_index = m["ann"]["factory"]
             resp.ann_recall_at_100 = float(m["ann"]["recall_at_100"])
+            ndcg = quality.ndcg_at_10(m)
+            if ndcg is not None:
+                resp.ndcg_at_10 = ndcg
+            for step, seconds in m.get("timings_s", {}).items():
+                resp.build_timings_seconds[step] = float(seconds)
         return resp
+
+    def ListSnapshots(
+        self, request: pb.ListSnapshotsRequest, context: grpc.ServicerContext
+    ) -> pb.ListSnapshotsResponse:
+        serving = self.store.current_or_none()
+        resp = pb.ListSnapshotsResponse()
+        for version in self.store.versions():
+            directory = self.store.root / version
+            entry = resp.snapshots.add(
+                version=version,
+                active=serving is not None and serving.version == version,
+                size_bytes=snapshot.directory_bytes(directory),
+            )
+            try:
+                m = snapshot.read_manifest(directory)
+                counts = m.get("counts", {})
+                entry.created_time.FromJsonString(m["created_at"])
+                entry.num_items = int(counts.get("items", 0))
+                entry.num_users = int(counts.get("users", 0))
+                entry.num_interactions = int(counts.get("interactions", 0))
+                entry.ann_recall_at_100 = float(m.get("ann", {}).get("recall_at_100", 0.0))
+                ndcg = quality.ndcg_at_10(m)
+                if ndcg is not None:
+                    entry.ndcg_at_10 = ndcg
+                entry.quality_gate_failures.extend(quality.failures(m, self.config))
+            except (snapshot.SnapshotError, KeyError, ValueError) as exc:
+                entry.error = str(exc)
+        return resp
+
+    def ActivateSnapshot(
+        self, request: pb.ActivateSnapshotRequest, context: grpc.ServicerContext
+    ) -> pb.ActivateSnapshotResponse:
+        version = request.version
+        if not version:
+            raise InvalidArgument("version is required")
+        if not snapshot.VERSION_RE.match(version):
+            raise InvalidArgument(
+                f"version {version!r} is not a snapshot version (like 20261128T041500Z)"
+            )
+        directory = self.store.root / version
+        if not directory.is_dir():
+            raise NotFound(
+                f"snapshot {version!r} not found under {self.store.root} "
+                f"(kept: {', '.join(self.store.versions()) or 'none'})",
+                version=version,
+            )
+        try:
+            manifest = snapshot.read_manifest(directory)
+        except snapshot.SnapshotError as exc:
+            raise SnapshotCorrupt(str(exc), version=version) from exc
+        reasons = quality.failures(manifest, self.config)
+        if reasons and not request.force:
+            raise FailedPrecondition(
+                f"snapshot {version} fails the quality gate ({'; '.join(reasons)}); "
+                "set force to activate it anyway",
+                reason="QUALITY_GATE",
+                version=version,
+            )
+        before = self.store.current_or_none()
+        t0 = time.perf_counter()
+        try:
+            loaded = self.store.activate(version, persist=True)
+        except snapshot.SnapshotError as exc:
+            raise SnapshotCorrupt(
+                f"snapshot {version} cannot be served, still serving "
+                f"{before.version if before else 'nothing'}: {exc}",
+                version=version,
+            ) from exc
+        elapsed = time.perf_counter() - t0
+        log.info(
+            "activated snapshot %s (was %s) in %.2fs%s",
+            version,
+            before.version if before else "none",
+            elapsed,
+            " (forced past the quality gate)" if reasons else "",
+        )
+        return pb.ActivateSnapshotResponse(
+            snapshot_version=loaded.version,
+            previous_version=before.version if before else "",
+            activation_seconds=elapsed,
+        )

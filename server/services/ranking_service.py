@@ -11,8 +11,12 @@ from server.api.reelrank.v1 import types_pb2
 from server.config import MAX_CANDIDATES, ServerConfig
 from server.errors import InvalidArgument
 from server.index.store import SnapshotStore
+from server.logs import REQUEST_ID
+from server.metrics import Metrics
+from server.pipeline import fairness, ranking
 from server.pipeline import rank as pipeline
-from server.pipeline import ranking
+from server.pipeline.budget import Budget
+from server.pipeline.explain import explain
 from server.pipeline.retrieval import retrieve
 from server.pipeline.types import Scores
 from server.pipeline.user_state import build_user_state
@@ -20,17 +24,28 @@ from server.services import convert
 
 
 class RankingService(pb_grpc.RankingServiceServicer):
-    def __init__(self, store: SnapshotStore, config: ServerConfig) -> None:
+    def __init__(
+        self, store: SnapshotStore, config: ServerConfig, metrics: Metrics | None = None
+    ) -> None:
         self.store = store
         self.config = config
+        self.metrics = metrics
+        # Group and creator exposure over recent pages, for the amortised-exposure policy.
+        self.exposure = fairness.ExposureTracker(config.fairness.exposure_window)
 
     def Rank(self, request: pb.RankRequest, context: grpc.ServicerContext) -> pb.RankResponse:
         n, c = convert.limits(self.config, request.num_results, request.num_candidates)
         events = convert.events(request.recent_events)
         excluded = convert.exclusions(request.exclude_item_ids)
         params = convert.fairness(request.fairness, request.HasField("fairness"), self.config)
+        quotas, blend = convert.overrides(request.overrides)
+        budget = Budget.from_timeout(context.time_remaining())
         snap = self.store.current()
-        result = pipeline.rank(snap, request.user_id, events, excluded, n, c, params)
+        result = pipeline.rank(
+            snap, request.user_id, events, excluded, n, c, params,
+            quotas=quotas, blend=blend, budget=budget, tracker=self.exposure,
+        )  # fmt: skip
+        self.observe(result)
         scores = result.scores
         pos = result.page.positions
         items = scores.items[pos]
@@ -38,9 +53,15 @@ class RankingService(pb_grpc.RankingServiceServicer):
             snapshot_version=snap.version,
             fairness_report=convert.report(result.page.report),
             cold_start=result.state.cold,
+            degraded=bool(result.degradations),
+            degradations=[types_pb2.Degradation(stage=s, reason=r) for s, r in result.degradations],
+            request_id=REQUEST_ID.get(),
+            timings=[types_pb2.StageTiming(stage=k, micros=v) for k, v in result.timings_us.items()],
+            source_counts=convert.source_counts(result.candidates.source_counts),
         )
         # Scores are aligned with the candidates, so page positions index both.
         bits = result.candidates.sources[pos]
+        why = explain(snap, result.state, items) if request.debug else None
         for j, (p, i) in enumerate(zip(pos.tolist(), items.tolist(), strict=True)):
             item = resp.items.add(
                 item_id=snap.item_ids[i],
@@ -48,19 +69,27 @@ class RankingService(pb_grpc.RankingServiceServicer):
                 score=float(result.page.scores[j]),
                 snapshot_version=snap.version,
                 group=snap.groups[int(snap.item_group[i])],
+                stage_scores=_stage_scores(scores, p),
+                sources=convert.sources(int(bits[j])),
             )
-            if request.debug:
-                item.stage_scores.CopyFrom(_stage_scores(scores, p))
-                item.sources.extend(convert.sources(int(bits[j])))
-        if request.debug:
-            resp.timings.extend(
-                types_pb2.StageTiming(stage=k, micros=v) for k, v in result.timings_us.items()
-            )
-            resp.source_counts.extend(
-                types_pb2.SourceCount(source=convert.SOURCE_TO_PROTO[s], count=cnt)
-                for s, cnt in result.candidates.source_counts.items()
-            )
+            if why is not None:
+                e = why[j]
+                item.explanation.matched_keywords.extend(e.matched_keywords)
+                item.explanation.similar_to_item_id = e.similar_to_item_id
+                item.explanation.similarity = e.similarity
         return resp
+
+    def observe(self, result: pipeline.RankResult) -> None:
+        if self.metrics is None:
+            return
+        m = self.metrics
+        for stage, us in result.timings_us.items():
+            m.stage_latency.labels(stage=stage).observe(us / 1e6)
+        for src, cnt in result.candidates.source_counts.items():
+            m.candidates.labels(source=str(src.name).lower()).observe(cnt)
+        for stage in {s for s, _ in result.degradations}:
+            m.degraded.labels(stage=stage).inc()
+        m.observe_fairness(result.page.report)
 
     def RetrieveCandidates(
         self, request: pb.RetrieveCandidatesRequest, context: grpc.ServicerContext
@@ -90,10 +119,7 @@ class RankingService(pb_grpc.RankingServiceServicer):
                 sources=convert.sources(bits),
                 retrieval_score=s,
             )
-        resp.source_counts.extend(
-            types_pb2.SourceCount(source=convert.SOURCE_TO_PROTO[s], count=cnt)
-            for s, cnt in cands.source_counts.items()
-        )
+        resp.source_counts.extend(convert.source_counts(cands.source_counts))
         return resp
 
     def ScoreCandidates(
@@ -145,7 +171,7 @@ class RankingService(pb_grpc.RankingServiceServicer):
         snap = self.store.current()
         items = pipeline.resolve_items(snap, [it.item_id for it in request.items])
         scores = np.array([it.score for it in request.items], dtype=np.float32)
-        page = pipeline.rerank_scores(snap, items, scores, n, params)
+        page = pipeline.rerank_scores(snap, items, scores, n, params, self.exposure)
         resp = pb.RerankCandidatesResponse(
             snapshot_version=snap.version, fairness_report=convert.report(page.report)
         )

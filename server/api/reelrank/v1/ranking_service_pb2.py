@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from server.api.reelrank.v1 import types_pb2 as reelrank_dot_v1_dot_types__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!reelrank/v1/ranking_service.proto\x12\x0breelrank.v1\x1a\x17reelrank/v1/types.proto\"\xd3\x01\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bnum_results\x18\x02 \x01(\x05\x12-\n\rrecent_events\x18\x03 \x03(\x0b\x32\x16.reelrank.v1.UserEvent\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\x12.\n\x08\x66\x61irness\x18\x05 \x01(\x0b\x32\x1c.reelrank.v1.FairnessOptions\x12\r\n\x05\x64\x65\x62ug\x18\x06 \x01(\x08\x12\x16\n\x0enum_candidates\x18\x07 \x01(\x05\"\xc8\x01\n\nRankedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x18\n\x10snapshot_version\x18\x04 \x01(\t\x12\r\n\x05group\x18\x05 \x01(\t\x12.\n\x0cstage_scores\x18\x06 \x01(\x0b\x32\x18.reelrank.v1.StageScores\x12-\n\x07sources\x18\x07 \x03(\x0e\x32\x1c.reelrank.v1.CandidateSource\"\xf6\x01\n\x0cRankResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.RankedItem\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\x12\x34\n\x0f\x66\x61irness_report\x18\x03 \x01(\x0b\x32\x1b.reelrank.v1.FairnessReport\x12)\n\x07timings\x18\x04 \x03(\x0b\x32\x18.reelrank.v1.StageTiming\x12/\n\rsource_counts\x18\x05 \x03(\x0b\x32\x18.reelrank.v1.SourceCount\x12\x12\n\ncold_start\x18\x06 \x01(\x08\"\x8d\x01\n\x19RetrieveCandidatesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0enum_candidates\x18\x02 \x01(\x05\x12-\n\rrecent_events\x18\x03 \x03(\x0b\x32\x16.reelrank.v1.UserEvent\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\"\x93\x01\n\x1aRetrieveCandidatesResponse\x12*\n\ncandidates\x18\x01 \x03(\x0b\x32\x16.reelrank.v1.Candidate\x12/\n\rsource_counts\x18\x02 \x03(\x0b\x32\x18.reelrank.v1.SourceCount\x12\x18\n\x10snapshot_version\x18\x03 \x01(\t\"j\n\x16ScoreCandidatesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\rrecent_events\x18\x02 \x03(\x0b\x32\x16.reelrank.v1.UserEvent\x12\x10\n\x08item_ids\x18\x03 \x03(\t\"[\n\x17ScoreCandidatesResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.ScoredItem\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\"\x86\x01\n\x17RerankCandidatesRequest\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.ScoredItem\x12\x13\n\x0bnum_results\x18\x02 \x01(\x05\x12.\n\x08\x66\x61irness\x18\x03 \x01(\x0b\x32\x1c.reelrank.v1.FairnessOptions\"\x92\x01\n\x18RerankCandidatesResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.ScoredItem\x12\x34\n\x0f\x66\x61irness_report\x18\x02 \x01(\x0b\x32\x1b.reelrank.v1.FairnessReport\x12\x18\n\x10snapshot_version\x18\x03 \x01(\t2\xf3\x02\n\x0eRankingService\x12;\n\x04Rank\x12\x18.reelrank.v1.RankRequest\x1a\x19.reelrank.v1.RankResponse\x12\x65\n\x12RetrieveCandidates\x12&.reelrank.v1.RetrieveCandidatesRequest\x1a\'.reelrank.v1.RetrieveCandidatesResponse\x12\\\n\x0fScoreCandidates\x12#.reelrank.v1.ScoreCandidatesRequest\x1a$.reelrank.v1.ScoreCandidatesResponse\x12_\n\x10RerankCandidates\x12$.reelrank.v1.RerankCandidatesRequest\x1a%.reelrank.v1.RerankCandidatesResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!reelrank/v1/ranking_service.proto\x12\x0breelrank.v1\x1a\x17reelrank/v1/types.proto\"\xb1\x02\n\x0bRankRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x13\n\x0bnum_results\x18\x02 \x01(\x05\x12-\n\rrecent_events\x18\x03 \x03(\x0b\x32\x16.reelrank.v1.UserEvent\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\x12.\n\x08\x66\x61irness\x18\x05 \x01(\x0b\x32\x1c.reelrank.v1.FairnessOptions\x12\r\n\x05\x64\x65\x62ug\x18\x06 \x01(\x08\x12\x16\n\x0enum_candidates\x18\x07 \x01(\x05\x12,\n\x07\x63ontext\x18\x08 \x01(\x0b\x32\x1b.reelrank.v1.RequestContext\x12.\n\toverrides\x18\t \x01(\x0b\x32\x1b.reelrank.v1.StageOverrides\"\xf7\x01\n\nRankedItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\r\n\x05score\x18\x03 \x01(\x02\x12\x18\n\x10snapshot_version\x18\x04 \x01(\t\x12\r\n\x05group\x18\x05 \x01(\t\x12.\n\x0cstage_scores\x18\x06 \x01(\x0b\x32\x18.reelrank.v1.StageScores\x12-\n\x07sources\x18\x07 \x03(\x0e\x32\x1c.reelrank.v1.CandidateSource\x12-\n\x0b\x65xplanation\x18\x08 \x01(\x0b\x32\x18.reelrank.v1.Explanation\"\xcc\x02\n\x0cRankResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.RankedItem\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\x12\x34\n\x0f\x66\x61irness_report\x18\x03 \x01(\x0b\x32\x1b.reelrank.v1.FairnessReport\x12)\n\x07timings\x18\x04 \x03(\x0b\x32\x18.reelrank.v1.StageTiming\x12/\n\rsource_counts\x18\x05 \x03(\x0b\x32\x18.reelrank.v1.SourceCount\x12\x12\n\ncold_start\x18\x06 \x01(\x08\x12\x10\n\x08\x64\x65graded\x18\x07 \x01(\x08\x12.\n\x0c\x64\x65gradations\x18\x08 \x03(\x0b\x32\x18.reelrank.v1.Degradation\x12\x12\n\nrequest_id\x18\t \x01(\t\"\x8d\x01\n\x19RetrieveCandidatesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x16\n\x0enum_candidates\x18\x02 \x01(\x05\x12-\n\rrecent_events\x18\x03 \x03(\x0b\x32\x16.reelrank.v1.UserEvent\x12\x18\n\x10\x65xclude_item_ids\x18\x04 \x03(\t\"\x93\x01\n\x1aRetrieveCandidatesResponse\x12*\n\ncandidates\x18\x01 \x03(\x0b\x32\x16.reelrank.v1.Candidate\x12/\n\rsource_counts\x18\x02 \x03(\x0b\x32\x18.reelrank.v1.SourceCount\x12\x18\n\x10snapshot_version\x18\x03 \x01(\t\"j\n\x16ScoreCandidatesRequest\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12-\n\rrecent_events\x18\x02 \x03(\x0b\x32\x16.reelrank.v1.UserEvent\x12\x10\n\x08item_ids\x18\x03 \x03(\t\"[\n\x17ScoreCandidatesResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.ScoredItem\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\"\x86\x01\n\x17RerankCandidatesRequest\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.ScoredItem\x12\x13\n\x0bnum_results\x18\x02 \x01(\x05\x12.\n\x08\x66\x61irness\x18\x03 \x01(\x0b\x32\x1c.reelrank.v1.FairnessOptions\"\x92\x01\n\x18RerankCandidatesResponse\x12&\n\x05items\x18\x01 \x03(\x0b\x32\x17.reelrank.v1.ScoredItem\x12\x34\n\x0f\x66\x61irness_report\x18\x02 \x01(\x0b\x32\x1b.reelrank.v1.FairnessReport\x12\x18\n\x10snapshot_version\x18\x03 \x01(\t2\xf3\x02\n\x0eRankingService\x12;\n\x04Rank\x12\x18.reelrank.v1.RankRequest\x1a\x19.reelrank.v1.RankResponse\x12\x65\n\x12RetrieveCandidates\x12&.reelrank.v1.RetrieveCandidatesRequest\x1a\'.reelrank.v1.RetrieveCandidatesResponse\x12\\\n\x0fScoreCandidates\x12#.reelrank.v1.ScoreCandidatesRequest\x1a$.reelrank.v1.ScoreCandidatesResponse\x12_\n\x10RerankCandidates\x12$.reelrank.v1.RerankCandidatesRequest\x1a%.reelrank.v1.RerankCandidatesResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,23 +33,23 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reelrank.v1.ranking_service
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_RANKREQUEST']._serialized_start=76
-  _globals['_RANKREQUEST']._serialized_end=287
-  _globals['_RANKEDITEM']._serialized_start=290
-  _globals['_RANKEDITEM']._serialized_end=490
-  _globals['_RANKRESPONSE']._serialized_start=493
-  _globals['_RANKRESPONSE']._serialized_end=739
-  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_start=742
-  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_end=883
-  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_start=886
-  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_end=1033
-  _globals['_SCORECANDIDATESREQUEST']._serialized_start=1035
-  _globals['_SCORECANDIDATESREQUEST']._serialized_end=1141
-  _globals['_SCORECANDIDATESRESPONSE']._serialized_start=1143
-  _globals['_SCORECANDIDATESRESPONSE']._serialized_end=1234
-  _globals['_RERANKCANDIDATESREQUEST']._serialized_start=1237
-  _globals['_RERANKCANDIDATESREQUEST']._serialized_end=1371
-  _globals['_RERANKCANDIDATESRESPONSE']._serialized_start=1374
-  _globals['_RERANKCANDIDATESRESPONSE']._serialized_end=1520
-  _globals['_RANKINGSERVICE']._serialized_start=1523
-  _globals['_RANKINGSERVICE']._serialized_end=1894
+  _globals['_RANKREQUEST']._serialized_end=381
+  _globals['_RANKEDITEM']._serialized_start=384
+  _globals['_RANKEDITEM']._serialized_end=631
+  _globals['_RANKRESPONSE']._serialized_start=634
+  _globals['_RANKRESPONSE']._serialized_end=966
+  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_start=969
+  _globals['_RETRIEVECANDIDATESREQUEST']._serialized_end=1110
+  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_start=1113
+  _globals['_RETRIEVECANDIDATESRESPONSE']._serialized_end=1260
+  _globals['_SCORECANDIDATESREQUEST']._serialized_start=1262
+  _globals['_SCORECANDIDATESREQUEST']._serialized_end=1368
+  _globals['_SCORECANDIDATESRESPONSE']._serialized_start=1370
+  _globals['_SCORECANDIDATESRESPONSE']._serialized_end=1461
+  _globals['_RERANKCANDIDATESREQUEST']._serialized_start=1464
+  _globals['_RERANKCANDIDATESREQUEST']._serialized_end=1598
+  _globals['_RERANKCANDIDATESRESPONSE']._serialized_start=1601
+  _globals['_RERANKCANDIDATESRESPONSE']._serialized_end=1747
+  _globals['_RANKINGSERVICE']._serialized_start=1750
+  _globals['_RANKINGSERVICE']._serialized_end=2121
 # @@protoc_insertion_point(module_scope)

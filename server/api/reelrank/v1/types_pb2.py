@@ -25,19 +25,23 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17reelrank/v1/types.proto\x12\x0breelrank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\tUserEvent\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12*\n\nevent_type\x18\x02 \x01(\x0e\x32\x16.reelrank.v1.EventType\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwatch_ratio\x18\x04 \x01(\x02\"\x87\x01\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12-\n\x07sources\x18\x04 \x03(\x0e\x32\x1c.reelrank.v1.CandidateSource\x12\x17\n\x0fretrieval_score\x18\x05 \x01(\x02\"i\n\x0bStageScores\x12\x0f\n\x07keyword\x18\x01 \x01(\x02\x12\x11\n\tembedding\x18\x02 \x01(\x02\x12\x12\n\npopularity\x18\x03 \x01(\x02\x12\x11\n\tfreshness\x18\x04 \x01(\x02\x12\x0f\n\x07ranking\x18\x05 \x01(\x02\"\xae\x01\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12.\n\x0cstage_scores\x18\x05 \x01(\x0b\x32\x18.reelrank.v1.StageScores\x12-\n\x07sources\x18\x06 \x03(\x0e\x32\x1c.reelrank.v1.CandidateSource\"\xac\x01\n\x0f\x46\x61irnessOptions\x12+\n\x06policy\x18\x01 \x01(\x0e\x32\x1b.reelrank.v1.FairnessPolicy\x12\x1d\n\x15max_items_per_creator\x18\x02 \x01(\x05\x12\x16\n\x0e\x63reator_window\x18\x03 \x01(\x05\x12\x18\n\x10protected_groups\x18\x04 \x03(\t\x12\x1b\n\x13min_protected_share\x18\x05 \x01(\x02\"`\n\rGroupExposure\x12\r\n\x05group\x18\x01 \x01(\t\x12\x12\n\nitem_count\x18\x02 \x01(\x05\x12\x16\n\x0e\x65xposure_share\x18\x03 \x01(\x02\x12\x14\n\x0ctarget_share\x18\x04 \x01(\x02\"\xf4\x01\n\x0e\x46\x61irnessReport\x12+\n\x06policy\x18\x01 \x01(\x0e\x32\x1b.reelrank.v1.FairnessPolicy\x12*\n\x06groups\x18\x02 \x03(\x0b\x32\x1a.reelrank.v1.GroupExposure\x12\x1d\n\x15max_items_per_creator\x18\x03 \x01(\x05\x12\x19\n\x11\x64istinct_creators\x18\x04 \x01(\x05\x12\x1a\n\x12min_exposure_ratio\x18\x05 \x01(\x02\x12\x14\n\x0c\x64\x63g_retained\x18\x06 \x01(\x02\x12\x1d\n\x15\x63onstraints_satisfied\x18\x07 \x01(\x08\",\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0e\n\x06micros\x18\x02 \x01(\x03\"J\n\x0bSourceCount\x12,\n\x06source\x18\x01 \x01(\x0e\x32\x1c.reelrank.v1.CandidateSource\x12\r\n\x05\x63ount\x18\x02 \x01(\x05*\xde\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x13\n\x0f\x45VENT_TYPE_LIKE\x10\x02\x12\x16\n\x12\x45VENT_TYPE_COMMENT\x10\x03\x12\x14\n\x10\x45VENT_TYPE_SHARE\x10\x04\x12\x17\n\x13\x45VENT_TYPE_FAVORITE\x10\x05\x12\x17\n\x13\x45VENT_TYPE_COMPLETE\x10\x06\x12\x13\n\x0f\x45VENT_TYPE_SKIP\x10\x07\x12\x16\n\x12\x45VENT_TYPE_DISLIKE\x10\x08*\xc6\x01\n\x0f\x43\x61ndidateSource\x12 \n\x1c\x43\x41NDIDATE_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41NDIDATE_SOURCE_ANN\x10\x01\x12\x1c\n\x18\x43\x41NDIDATE_SOURCE_POPULAR\x10\x02\x12\x1a\n\x16\x43\x41NDIDATE_SOURCE_FRESH\x10\x03\x12\x1f\n\x1b\x43\x41NDIDATE_SOURCE_COLD_START\x10\x04\x12\x1c\n\x18\x43\x41NDIDATE_SOURCE_KEYWORD\x10\x05*\x8a\x01\n\x0e\x46\x61irnessPolicy\x12\x1f\n\x1b\x46\x41IRNESS_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41IRNESS_POLICY_NONE\x10\x01\x12\x1f\n\x1b\x46\x41IRNESS_POLICY_CREATOR_CAP\x10\x02\x12\x1c\n\x18\x46\x41IRNESS_POLICY_EXPOSURE\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17reelrank/v1/types.proto\x12\x0breelrank.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8c\x01\n\tUserEvent\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12*\n\nevent_type\x18\x02 \x01(\x0e\x32\x16.reelrank.v1.EventType\x12-\n\ttimestamp\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0bwatch_ratio\x18\x04 \x01(\x02\"\x87\x01\n\tCandidate\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12-\n\x07sources\x18\x04 \x03(\x0e\x32\x1c.reelrank.v1.CandidateSource\x12\x17\n\x0fretrieval_score\x18\x05 \x01(\x02\"i\n\x0bStageScores\x12\x0f\n\x07keyword\x18\x01 \x01(\x02\x12\x11\n\tembedding\x18\x02 \x01(\x02\x12\x12\n\npopularity\x18\x03 \x01(\x02\x12\x11\n\tfreshness\x18\x04 \x01(\x02\x12\x0f\n\x07ranking\x18\x05 \x01(\x02\"\xae\x01\n\nScoredItem\x12\x0f\n\x07item_id\x18\x01 \x01(\t\x12\x12\n\ncreator_id\x18\x02 \x01(\t\x12\r\n\x05group\x18\x03 \x01(\t\x12\r\n\x05score\x18\x04 \x01(\x02\x12.\n\x0cstage_scores\x18\x05 \x01(\x0b\x32\x18.reelrank.v1.StageScores\x12-\n\x07sources\x18\x06 \x03(\x0e\x32\x1c.reelrank.v1.CandidateSource\"+\n\x0bGroupTarget\x12\r\n\x05group\x18\x01 \x01(\t\x12\r\n\x05share\x18\x02 \x01(\x02\"\xa8\x06\n\x0f\x46\x61irnessOptions\x12+\n\x06policy\x18\x01 \x01(\x0e\x32\x1b.reelrank.v1.FairnessPolicy\x12\x1d\n\x15max_items_per_creator\x18\x02 \x01(\x05\x12\x16\n\x0e\x63reator_window\x18\x03 \x01(\x05\x12\x18\n\x10protected_groups\x18\x04 \x03(\t\x12\x1b\n\x13min_protected_share\x18\x05 \x01(\x02\x12-\n\x08policies\x18\x06 \x03(\x0e\x32\x1b.reelrank.v1.FairnessPolicy\x12\x17\n\nfair_alpha\x18\x07 \x01(\x02H\x00\x88\x01\x01\x12\x19\n\x0crepeat_decay\x18\x08 \x01(\x02H\x01\x88\x01\x01\x12\x1f\n\x12repeat_decay_floor\x18\t \x01(\x02H\x02\x88\x01\x01\x12/\n\rgroup_targets\x18\n \x03(\x0b\x32\x18.reelrank.v1.GroupTarget\x12\x1d\n\x10\x64iversity_lambda\x18\x0b \x01(\x02H\x03\x88\x01\x01\x12\x34\n\nsimilarity\x18\x0c \x01(\x0e\x32 .reelrank.v1.DiversitySimilarity\x12\x1a\n\rexposure_step\x18\r \x01(\x02H\x04\x88\x01\x01\x12\x1f\n\x12max_exposure_price\x18\x0e \x01(\x02H\x05\x88\x01\x01\x12 \n\x13\x63old_start_position\x18\x0f \x01(\x05H\x06\x88\x01\x01\x12%\n\x18\x63old_start_min_relevance\x18\x10 \x01(\x02H\x07\x88\x01\x01\x12$\n\x17\x63reator_exposure_weight\x18\x11 \x01(\x02H\x08\x88\x01\x01\x42\r\n\x0b_fair_alphaB\x0f\n\r_repeat_decayB\x15\n\x13_repeat_decay_floorB\x13\n\x11_diversity_lambdaB\x10\n\x0e_exposure_stepB\x15\n\x13_max_exposure_priceB\x16\n\x14_cold_start_positionB\x1b\n\x19_cold_start_min_relevanceB\x1a\n\x18_creator_exposure_weight\"\x8e\x01\n\rGroupExposure\x12\r\n\x05group\x18\x01 \x01(\t\x12\x12\n\nitem_count\x18\x02 \x01(\x05\x12\x16\n\x0e\x65xposure_share\x18\x03 \x01(\x02\x12\x14\n\x0ctarget_share\x18\x04 \x01(\x02\x12\x1d\n\x15window_exposure_share\x18\x05 \x01(\x02\x12\r\n\x05price\x18\x06 \x01(\x02\"\xe1\x03\n\x0e\x46\x61irnessReport\x12+\n\x06policy\x18\x01 \x01(\x0e\x32\x1b.reelrank.v1.FairnessPolicy\x12*\n\x06groups\x18\x02 \x03(\x0b\x32\x1a.reelrank.v1.GroupExposure\x12\x1d\n\x15max_items_per_creator\x18\x03 \x01(\x05\x12\x19\n\x11\x64istinct_creators\x18\x04 \x01(\x05\x12\x1a\n\x12min_exposure_ratio\x18\x05 \x01(\x02\x12\x14\n\x0c\x64\x63g_retained\x18\x06 \x01(\x02\x12\x1d\n\x15\x63onstraints_satisfied\x18\x07 \x01(\x08\x12-\n\x08policies\x18\x08 \x03(\x0e\x32\x1b.reelrank.v1.FairnessPolicy\x12\x1a\n\x12max_exposure_ratio\x18\t \x01(\x02\x12\x18\n\x10\x66\x61ir_test_passed\x18\n \x01(\x08\x12\x1b\n\x13\x66\x61ir_alpha_adjusted\x18\x0b \x01(\x02\x12\x1c\n\x14intra_list_diversity\x18\x0c \x01(\x02\x12\x11\n\tndcg_loss\x18\r \x01(\x02\x12\x1b\n\x13relaxed_constraints\x18\x0e \x03(\t\x12\x1b\n\x13\x63old_start_position\x18\x0f \x01(\x05\",\n\x0bStageTiming\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0e\n\x06micros\x18\x02 \x01(\x03\"J\n\x0bSourceCount\x12,\n\x06source\x18\x01 \x01(\x0e\x32\x1c.reelrank.v1.CandidateSource\x12\r\n\x05\x63ount\x18\x02 \x01(\x05\"W\n\x0b\x45xplanation\x12\x18\n\x10matched_keywords\x18\x01 \x03(\t\x12\x1a\n\x12similar_to_item_id\x18\x02 \x01(\t\x12\x12\n\nsimilarity\x18\x03 \x01(\x02\"b\n\x0eRequestContext\x12\x0e\n\x06locale\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65vice\x18\x02 \x01(\t\x12\x30\n\x0crequest_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"z\n\x0fRetrievalQuotas\x12\x0b\n\x03\x61nn\x18\x01 \x01(\x05\x12\x0f\n\x07keyword\x18\x02 \x01(\x05\x12\x15\n\ritem_neighbor\x18\x03 \x01(\x05\x12\x0f\n\x07popular\x18\x04 \x01(\x05\x12\r\n\x05\x66resh\x18\x05 \x01(\x05\x12\x12\n\ncold_start\x18\x06 \x01(\x05\"\xb9\x01\n\x0eStageOverrides\x12,\n\x06quotas\x18\x01 \x01(\x0b\x32\x1c.reelrank.v1.RetrievalQuotas\x12\x44\n\rblend_weights\x18\x02 \x03(\x0b\x32-.reelrank.v1.StageOverrides.BlendWeightsEntry\x1a\x33\n\x11\x42lendWeightsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x02:\x02\x38\x01\",\n\x0b\x44\x65gradation\x12\r\n\x05stage\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t*\xde\x01\n\tEventType\x12\x1a\n\x16\x45VENT_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x45VENT_TYPE_VIEW\x10\x01\x12\x13\n\x0f\x45VENT_TYPE_LIKE\x10\x02\x12\x16\n\x12\x45VENT_TYPE_COMMENT\x10\x03\x12\x14\n\x10\x45VENT_TYPE_SHARE\x10\x04\x12\x17\n\x13\x45VENT_TYPE_FAVORITE\x10\x05\x12\x17\n\x13\x45VENT_TYPE_COMPLETE\x10\x06\x12\x13\n\x0f\x45VENT_TYPE_SKIP\x10\x07\x12\x16\n\x12\x45VENT_TYPE_DISLIKE\x10\x08*\xea\x01\n\x0f\x43\x61ndidateSource\x12 \n\x1c\x43\x41NDIDATE_SOURCE_UNSPECIFIED\x10\x00\x12\x18\n\x14\x43\x41NDIDATE_SOURCE_ANN\x10\x01\x12\x1c\n\x18\x43\x41NDIDATE_SOURCE_POPULAR\x10\x02\x12\x1a\n\x16\x43\x41NDIDATE_SOURCE_FRESH\x10\x03\x12\x1f\n\x1b\x43\x41NDIDATE_SOURCE_COLD_START\x10\x04\x12\x1c\n\x18\x43\x41NDIDATE_SOURCE_KEYWORD\x10\x05\x12\"\n\x1e\x43\x41NDIDATE_SOURCE_ITEM_NEIGHBOR\x10\x06*\xdc\x02\n\x0e\x46\x61irnessPolicy\x12\x1f\n\x1b\x46\x41IRNESS_POLICY_UNSPECIFIED\x10\x00\x12\x18\n\x14\x46\x41IRNESS_POLICY_NONE\x10\x01\x12\x1f\n\x1b\x46\x41IRNESS_POLICY_CREATOR_CAP\x10\x02\x12\x1c\n\x18\x46\x41IRNESS_POLICY_EXPOSURE\x10\x03\x12!\n\x1d\x46\x41IRNESS_POLICY_CREATOR_DECAY\x10\x04\x12\x1f\n\x1b\x46\x41IRNESS_POLICY_GROUP_FLOOR\x10\x05\x12 \n\x1c\x46\x41IRNESS_POLICY_GROUP_SHARES\x10\x06\x12\x1d\n\x19\x46\x41IRNESS_POLICY_DIVERSITY\x10\x07\x12&\n\"FAIRNESS_POLICY_AMORTISED_EXPOSURE\x10\x08\x12#\n\x1f\x46\x41IRNESS_POLICY_COLD_START_SLOT\x10\t*\x81\x01\n\x13\x44iversitySimilarity\x12$\n DIVERSITY_SIMILARITY_UNSPECIFIED\x10\x00\x12\"\n\x1e\x44IVERSITY_SIMILARITY_EMBEDDING\x10\x01\x12 \n\x1c\x44IVERSITY_SIMILARITY_KEYWORD\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reelrank.v1.types_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTTYPE']._serialized_start=1281
-  _globals['_EVENTTYPE']._serialized_end=1503
-  _globals['_CANDIDATESOURCE']._serialized_start=1506
-  _globals['_CANDIDATESOURCE']._serialized_end=1704
-  _globals['_FAIRNESSPOLICY']._serialized_start=1707
-  _globals['_FAIRNESSPOLICY']._serialized_end=1845
+  _globals['_STAGEOVERRIDES_BLENDWEIGHTSENTRY']._loaded_options = None
+  _globals['_STAGEOVERRIDES_BLENDWEIGHTSENTRY']._serialized_options = b'8\001'
+  _globals['_EVENTTYPE']._serialized_start=2793
+  _globals['_EVENTTYPE']._serialized_end=3015
+  _globals['_CANDIDATESOURCE']._serialized_start=3018
+  _globals['_CANDIDATESOURCE']._serialized_end=3252
+  _globals['_FAIRNESSPOLICY']._serialized_start=3255
+  _globals['_FAIRNESSPOLICY']._serialized_end=3603
+  _globals['_DIVERSITYSIMILARITY']._serialized_start=3606
+  _globals['_DIVERSITYSIMILARITY']._serialized_end=3735
   _globals['_USEREVENT']._serialized_start=74
   _globals['_USEREVENT']._serialized_end=214
   _globals['_CANDIDATE']._serialized_start=217
@@ -46,14 +50,28 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_STAGESCORES']._serialized_end=459
   _globals['_SCOREDITEM']._serialized_start=462
   _globals['_SCOREDITEM']._serialized_end=636
-  _globals['_FAIRNESSOPTIONS']._serialized_start=639
-  _globals['_FAIRNESSOPTIONS']._serialized_end=811
-  _globals['_GROUPEXPOSURE']._serialized_start=813
-  _globals['_GROUPEXPOSURE']._serialized_end=909
-  _globals['_FAIRNESSREPORT']._serialized_start=912
-  _globals['_FAIRNESSREPORT']._serialized_end=1156
-  _globals['_STAGETIMING']._serialized_start=1158
-  _globals['_STAGETIMING']._serialized_end=1202
-  _globals['_SOURCECOUNT']._serialized_start=1204
-  _globals['_SOURCECOUNT']._serialized_end=1278
+  _globals['_GROUPTARGET']._serialized_start=638
+  _globals['_GROUPTARGET']._serialized_end=681
+  _globals['_FAIRNESSOPTIONS']._serialized_start=684
+  _globals['_FAIRNESSOPTIONS']._serialized_end=1492
+  _globals['_GROUPEXPOSURE']._serialized_start=1495
+  _globals['_GROUPEXPOSURE']._serialized_end=1637
+  _globals['_FAIRNESSREPORT']._serialized_start=1640
+  _globals['_FAIRNESSREPORT']._serialized_end=2121
+  _globals['_STAGETIMING']._serialized_start=2123
+  _globals['_STAGETIMING']._serialized_end=2167
+  _globals['_SOURCECOUNT']._serialized_start=2169
+  _globals['_SOURCECOUNT']._serialized_end=2243
+  _globals['_EXPLANATION']._serialized_start=2245
+  _globals['_EXPLANATION']._serialized_end=2332
+  _globals['_REQUESTCONTEXT']._serialized_start=2334
+  _globals['_REQUESTCONTEXT']._serialized_end=2432
+  _globals['_RETRIEVALQUOTAS']._serialized_start=2434
+  _globals['_RETRIEVALQUOTAS']._serialized_end=2556
+  _globals['_STAGEOVERRIDES']._serialized_start=2559
+  _globals['_STAGEOVERRIDES']._serialized_end=2744
+  _globals['_STAGEOVERRIDES_BLENDWEIGHTSENTRY']._serialized_start=2693
+  _globals['_STAGEOVERRIDES_BLENDWEIGHTSENTRY']._serialized_end=2744
+  _globals['_DEGRADATION']._serialized_start=2746
+  _globals['_DEGRADATION']._serialized_end=2790
 # @@protoc_insertion_point(module_scope)

@@ -26,27 +26,41 @@ from google.longrunning import operations_pb2 as google_dot_longrunning_dot_oper
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+reelrank/admin/v1/index_admin_service.proto\x12\x11reelrank.admin.v1\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"]\n\x13RebuildIndexRequest\x12\x19\n\x11interactions_path\x18\x01 \x01(\t\x12\x12\n\nitems_path\x18\x02 \x01(\t\x12\x17\n\x0fskip_activation\x18\x03 \x01(\x08\"\xd8\x01\n\x14RebuildIndexMetadata\x12.\n\x05stage\x18\x01 \x01(\x0e\x32\x1f.reelrank.admin.v1.RebuildStage\x12\x18\n\x10progress_percent\x18\x02 \x01(\x02\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10snapshot_version\x18\x05 \x01(\t\"\x9a\x01\n\x14RebuildIndexResponse\x12\x18\n\x10snapshot_version\x18\x01 \x01(\t\x12\x11\n\tactivated\x18\x02 \x01(\x08\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x18\n\x10num_interactions\x18\x05 \x01(\x03\x12\x15\n\rbuild_seconds\x18\x06 \x01(\x01\"\x17\n\x15GetIndexStatusRequest\"\x96\x02\n\x16GetIndexStatusResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x30\n\x0c\x63reated_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bloaded_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tann_index\x18\x07 \x01(\t\x12\x19\n\x11\x61nn_recall_at_100\x18\x08 \x01(\x02\x12\x1a\n\x12\x61vailable_versions\x18\t \x03(\t*\xcf\x01\n\x0cRebuildStage\x12\x1d\n\x19REBUILD_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14REBUILD_STAGE_QUEUED\x10\x01\x12\x19\n\x15REBUILD_STAGE_LOADING\x10\x02\x12\x1a\n\x16REBUILD_STAGE_BUILDING\x10\x03\x12\x19\n\x15REBUILD_STAGE_WRITING\x10\x04\x12\x1c\n\x18REBUILD_STAGE_ACTIVATING\x10\x05\x12\x16\n\x12REBUILD_STAGE_DONE\x10\x06\x32\xa7\x02\n\x11IndexAdminService\x12\xaa\x01\n\x0cRebuildIndex\x12&.reelrank.admin.v1.RebuildIndexRequest\x1a\x1d.google.longrunning.Operation\"S\xca\x41P\n&reelrank.admin.v1.RebuildIndexResponse\x12&reelrank.admin.v1.RebuildIndexMetadata\x12\x65\n\x0eGetIndexStatus\x12(.reelrank.admin.v1.GetIndexStatusRequest\x1a).reelrank.admin.v1.GetIndexStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n+reelrank/admin/v1/index_admin_service.proto\x12\x11reelrank.admin.v1\x1a#google/longrunning/operations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"|\n\x13RebuildIndexRequest\x12\x19\n\x11interactions_path\x18\x01 \x01(\t\x12\x12\n\nitems_path\x18\x02 \x01(\t\x12\x17\n\x0fskip_activation\x18\x03 \x01(\x08\x12\x0e\n\x06source\x18\x04 \x01(\t\x12\r\n\x05\x66orce\x18\x05 \x01(\x08\"\x90\x02\n\x14RebuildIndexMetadata\x12.\n\x05stage\x18\x01 \x01(\x0e\x32\x1f.reelrank.admin.v1.RebuildStage\x12\x18\n\x10progress_percent\x18\x02 \x01(\x02\x12.\n\nstart_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12,\n\x08\x65nd_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10snapshot_version\x18\x05 \x01(\t\x12\x0c\n\x04step\x18\x06 \x01(\t\x12\x0e\n\x06source\x18\x07 \x01(\t\x12\x18\n\x10\x63\x61ncel_requested\x18\x08 \x01(\x08\"\xcf\x01\n\x14RebuildIndexResponse\x12\x18\n\x10snapshot_version\x18\x01 \x01(\t\x12\x11\n\tactivated\x18\x02 \x01(\x08\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x18\n\x10num_interactions\x18\x05 \x01(\x03\x12\x15\n\rbuild_seconds\x18\x06 \x01(\x01\x12\x1a\n\x12\x61\x63tivation_seconds\x18\x07 \x01(\x01\x12\x17\n\x0fpruned_versions\x18\x08 \x03(\t\"\x17\n\x15GetIndexStatusRequest\"\xff\x04\n\x16GetIndexStatusResponse\x12\x0f\n\x07serving\x18\x01 \x01(\x08\x12\x18\n\x10snapshot_version\x18\x02 \x01(\t\x12\x11\n\tnum_items\x18\x03 \x01(\x03\x12\x11\n\tnum_users\x18\x04 \x01(\x03\x12\x30\n\x0c\x63reated_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bloaded_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tann_index\x18\x07 \x01(\t\x12\x19\n\x11\x61nn_recall_at_100\x18\x08 \x01(\x02\x12\x1a\n\x12\x61vailable_versions\x18\t \x03(\t\x12\x18\n\x10num_interactions\x18\n \x01(\x03\x12\x15\n\rbuild_seconds\x18\x0b \x01(\x01\x12\x14\n\x0cload_seconds\x18\x0c \x01(\x01\x12\x17\n\nndcg_at_10\x18\r \x01(\x01H\x00\x88\x01\x01\x12\r\n\x05loads\x18\x0e \x01(\x03\x12\x15\n\rload_failures\x18\x0f \x01(\x03\x12\x18\n\x10previous_version\x18\x10 \x01(\t\x12\x19\n\x11running_operation\x18\x11 \x01(\t\x12\x61\n\x15\x62uild_timings_seconds\x18\x12 \x03(\x0b\x32\x42.reelrank.admin.v1.GetIndexStatusResponse.BuildTimingsSecondsEntry\x1a:\n\x18\x42uildTimingsSecondsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x42\r\n\x0b_ndcg_at_10\"\x16\n\x14ListSnapshotsRequest\"G\n\x15ListSnapshotsResponse\x12.\n\tsnapshots\x18\x01 \x03(\x0b\x32\x1b.reelrank.admin.v1.Snapshot\"\xa2\x02\n\x08Snapshot\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\x0e\n\x06\x61\x63tive\x18\x02 \x01(\x08\x12\x30\n\x0c\x63reated_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tnum_items\x18\x04 \x01(\x03\x12\x11\n\tnum_users\x18\x05 \x01(\x03\x12\x18\n\x10num_interactions\x18\x06 \x01(\x03\x12\x19\n\x11\x61nn_recall_at_100\x18\x07 \x01(\x02\x12\x17\n\nndcg_at_10\x18\x08 \x01(\x01H\x00\x88\x01\x01\x12\x12\n\nsize_bytes\x18\t \x01(\x03\x12\x1d\n\x15quality_gate_failures\x18\n \x03(\t\x12\r\n\x05\x65rror\x18\x0b \x01(\tB\r\n\x0b_ndcg_at_10\"9\n\x17\x41\x63tivateSnapshotRequest\x12\x0f\n\x07version\x18\x01 \x01(\t\x12\r\n\x05\x66orce\x18\x02 \x01(\x08\"j\n\x18\x41\x63tivateSnapshotResponse\x12\x18\n\x10snapshot_version\x18\x01 \x01(\t\x12\x18\n\x10previous_version\x18\x02 \x01(\t\x12\x1a\n\x12\x61\x63tivation_seconds\x18\x03 \x01(\x01*\xcf\x01\n\x0cRebuildStage\x12\x1d\n\x19REBUILD_STAGE_UNSPECIFIED\x10\x00\x12\x18\n\x14REBUILD_STAGE_QUEUED\x10\x01\x12\x19\n\x15REBUILD_STAGE_LOADING\x10\x02\x12\x1a\n\x16REBUILD_STAGE_BUILDING\x10\x03\x12\x19\n\x15REBUILD_STAGE_WRITING\x10\x04\x12\x1c\n\x18REBUILD_STAGE_ACTIVATING\x10\x05\x12\x16\n\x12REBUILD_STAGE_DONE\x10\x06\x32\xf8\x03\n\x11IndexAdminService\x12\xaa\x01\n\x0cRebuildIndex\x12&.reelrank.admin.v1.RebuildIndexRequest\x1a\x1d.google.longrunning.Operation\"S\xca\x41P\n&reelrank.admin.v1.RebuildIndexResponse\x12&reelrank.admin.v1.RebuildIndexMetadata\x12\x65\n\x0eGetIndexStatus\x12(.reelrank.admin.v1.GetIndexStatusRequest\x1a).reelrank.admin.v1.GetIndexStatusResponse\x12\x62\n\rListSnapshots\x12\'.reelrank.admin.v1.ListSnapshotsRequest\x1a(.reelrank.admin.v1.ListSnapshotsResponse\x12k\n\x10\x41\x63tivateSnapshot\x12*.reelrank.admin.v1.ActivateSnapshotRequest\x1a+.reelrank.admin.v1.ActivateSnapshotResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'reelrank.admin.v1.index_admin_service_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_GETINDEXSTATUSRESPONSE_BUILDTIMINGSSECONDSENTRY']._loaded_options = None
+  _globals['_GETINDEXSTATUSRESPONSE_BUILDTIMINGSSECONDSENTRY']._serialized_options = b'8\001'
   _globals['_INDEXADMINSERVICE'].methods_by_name['RebuildIndex']._loaded_options = None
   _globals['_INDEXADMINSERVICE'].methods_by_name['RebuildIndex']._serialized_options = b'\312AP\n&reelrank.admin.v1.RebuildIndexResponse\022&reelrank.admin.v1.RebuildIndexMetadata'
-  _globals['_REBUILDSTAGE']._serialized_start=914
-  _globals['_REBUILDSTAGE']._serialized_end=1121
+  _globals['_REBUILDSTAGE']._serialized_start=1972
+  _globals['_REBUILDSTAGE']._serialized_end=2179
   _globals['_REBUILDINDEXREQUEST']._serialized_start=136
-  _globals['_REBUILDINDEXREQUEST']._serialized_end=229
-  _globals['_REBUILDINDEXMETADATA']._serialized_start=232
-  _globals['_REBUILDINDEXMETADATA']._serialized_end=448
-  _globals['_REBUILDINDEXRESPONSE']._serialized_start=451
-  _globals['_REBUILDINDEXRESPONSE']._serialized_end=605
-  _globals['_GETINDEXSTATUSREQUEST']._serialized_start=607
-  _globals['_GETINDEXSTATUSREQUEST']._serialized_end=630
-  _globals['_GETINDEXSTATUSRESPONSE']._serialized_start=633
-  _globals['_GETINDEXSTATUSRESPONSE']._serialized_end=911
-  _globals['_INDEXADMINSERVICE']._serialized_start=1124
-  _globals['_INDEXADMINSERVICE']._serialized_end=1419
+  _globals['_REBUILDINDEXREQUEST']._serialized_end=260
+  _globals['_REBUILDINDEXMETADATA']._serialized_start=263
+  _globals['_REBUILDINDEXMETADATA']._serialized_end=535
+  _globals['_REBUILDINDEXRESPONSE']._serialized_start=538
+  _globals['_REBUILDINDEXRESPONSE']._serialized_end=745
+  _globals['_GETINDEXSTATUSREQUEST']._serialized_start=747
+  _globals['_GETINDEXSTATUSREQUEST']._serialized_end=770
+  _globals['_GETINDEXSTATUSRESPONSE']._serialized_start=773
+  _globals['_GETINDEXSTATUSRESPONSE']._serialized_end=1412
+  _globals['_GETINDEXSTATUSRESPONSE_BUILDTIMINGSSECONDSENTRY']._serialized_start=1339
+  _globals['_GETINDEXSTATUSRESPONSE_BUILDTIMINGSSECONDSENTRY']._serialized_end=1397
+  _globals['_LISTSNAPSHOTSREQUEST']._serialized_start=1414
+  _globals['_LISTSNAPSHOTSREQUEST']._serialized_end=1436
+  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_start=1438
+  _globals['_LISTSNAPSHOTSRESPONSE']._serialized_end=1509
+  _globals['_SNAPSHOT']._serialized_start=1512
+  _globals['_SNAPSHOT']._serialized_end=1802
+  _globals['_ACTIVATESNAPSHOTREQUEST']._serialized_start=1804
+  _globals['_ACTIVATESNAPSHOTREQUEST']._serialized_end=1861
+  _globals['_ACTIVATESNAPSHOTRESPONSE']._serialized_start=1863
+  _globals['_ACTIVATESNAPSHOTRESPONSE']._serialized_end=1969
+  _globals['_INDEXADMINSERVICE']._serialized_start=2182
+  _globals['_INDEXADMINSERVICE']._serialized_end=2686
 # @@protoc_insertion_point(module_scope)

@@ -27,8 +27,10 @@ if _version_not_supported:
 
 
 class IndexAdminServiceStub:
-    """IndexAdminService is the operator plane: rebuild the index from data and inspect what is
-    serving. Every call needs `authorization: Bearer <token>` metadata.
+    """IndexAdminService is the operator plane: rebuild the index from data, inspect what is
+    serving, list the kept snapshots and switch between them. Every call needs
+    `authorization: Bearer <admin token>` metadata. Rebuilds are long-running operations served
+    by the standard google.longrunning.Operations service (get, list, wait, cancel, delete).
     """
 
     def __init__(self, channel):
@@ -47,24 +49,53 @@ class IndexAdminServiceStub:
                 request_serializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.GetIndexStatusRequest.SerializeToString,
                 response_deserializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.GetIndexStatusResponse.FromString,
                 _registered_method=True)
+        self.ListSnapshots = channel.unary_unary(
+                '/reelrank.admin.v1.IndexAdminService/ListSnapshots',
+                request_serializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ListSnapshotsRequest.SerializeToString,
+                response_deserializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ListSnapshotsResponse.FromString,
+                _registered_method=True)
+        self.ActivateSnapshot = channel.unary_unary(
+                '/reelrank.admin.v1.IndexAdminService/ActivateSnapshot',
+                request_serializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ActivateSnapshotRequest.SerializeToString,
+                response_deserializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ActivateSnapshotResponse.FromString,
+                _registered_method=True)
 
 
 class IndexAdminServiceServicer:
-    """IndexAdminService is the operator plane: rebuild the index from data and inspect what is
-    serving. Every call needs `authorization: Bearer <token>` metadata.
+    """IndexAdminService is the operator plane: rebuild the index from data, inspect what is
+    serving, list the kept snapshots and switch between them. Every call needs
+    `authorization: Bearer <admin token>` metadata. Rebuilds are long-running operations served
+    by the standard google.longrunning.Operations service (get, list, wait, cancel, delete).
     """
 
     def RebuildIndex(self, request, context):
-        """RebuildIndex builds a new snapshot from interaction logs and item metadata and, unless
-        told otherwise, activates it. Long-running: poll the returned operation through
-        google.longrunning.Operations.
+        """RebuildIndex builds a new snapshot from interaction logs and item metadata in a child
+        process and, unless told otherwise, loads, warms and activates it. Long-running: poll or
+        wait on the returned operation through google.longrunning.Operations. Only one rebuild runs
+        at a time; a second request gets FAILED_PRECONDITION naming the running operation.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
     def GetIndexStatus(self, request, context):
-        """GetIndexStatus reports the serving snapshot.
+        """GetIndexStatus reports the serving snapshot, its build metrics and load time.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ListSnapshots(self, request, context):
+        """ListSnapshots lists the complete snapshots kept in the snapshot directory, newest first.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ActivateSnapshot(self, request, context):
+        """ActivateSnapshot loads, warms and swaps in a kept snapshot: a rollback to an older version
+        or a roll forward to a newer one. Refused with FAILED_PRECONDITION when the snapshot fails
+        the quality gate, unless forced.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -83,6 +114,16 @@ def add_IndexAdminServiceServicer_to_server(servicer, server):
                     request_deserializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.GetIndexStatusRequest.FromString,
                     response_serializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.GetIndexStatusResponse.SerializeToString,
             ),
+            'ListSnapshots': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListSnapshots,
+                    request_deserializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ListSnapshotsRequest.FromString,
+                    response_serializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ListSnapshotsResponse.SerializeToString,
+            ),
+            'ActivateSnapshot': grpc.unary_unary_rpc_method_handler(
+                    servicer.ActivateSnapshot,
+                    request_deserializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ActivateSnapshotRequest.FromString,
+                    response_serializer=reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ActivateSnapshotResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'reelrank.admin.v1.IndexAdminService', rpc_method_handlers)
@@ -92,8 +133,10 @@ def add_IndexAdminServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class IndexAdminService:
-    """IndexAdminService is the operator plane: rebuild the index from data and inspect what is
-    serving. Every call needs `authorization: Bearer <token>` metadata.
+    """IndexAdminService is the operator plane: rebuild the index from data, inspect what is
+    serving, list the kept snapshots and switch between them. Every call needs
+    `authorization: Bearer <admin token>` metadata. Rebuilds are long-running operations served
+    by the standard google.longrunning.Operations service (get, list, wait, cancel, delete).
     """
 
     @staticmethod
@@ -140,6 +183,60 @@ class IndexAdminService:
             '/reelrank.admin.v1.IndexAdminService/GetIndexStatus',
             reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.GetIndexStatusRequest.SerializeToString,
             reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.GetIndexStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListSnapshots(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelrank.admin.v1.IndexAdminService/ListSnapshots',
+            reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ListSnapshotsRequest.SerializeToString,
+            reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ListSnapshotsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ActivateSnapshot(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/reelrank.admin.v1.IndexAdminService/ActivateSnapshot',
+            reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ActivateSnapshotRequest.SerializeToString,
+            reelrank_dot_admin_dot_v1_dot_index__admin__service__pb2.ActivateSnapshotResponse.FromString,
             options,
             channel_credentials,
             insecure,

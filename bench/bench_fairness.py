@@ -1,0 +1,379 @@
+"""Benchmark of the fairness re-ranker: quality targets over 1,000 users, and latency.
+
+Run: ``.venv/bin/python bench/bench_fairness.py`` (``make bench-fairness``). Writes
+``bench/results/fairness.json`` and the "## Fairness (make bench-fairness)" section of
+BENCHMARKS.md.
+
+Quality: the synthetic catalogue (``server.data.synthetic``; a ``new_creator`` group holds ~20%
+of the items), interactions split by time (the last 10% held out), a snapshot built from the
+rest. For 1,000 users (seeded sample of those with held-out views) the pipeline retrieves and
+scores 500 candidates once; the page of 20 is then cut by the unconstrained order (policy NONE)
+and by the server's default policy (one `ExposureTracker` across the users, in order, as a server
+would). Reported: each group's position-discounted exposure share over all pages against its
+target (catalogue share), DCG retained (gains = ranking scores), NDCG@10 against held-out views,
+creator-exposure Gini, and hard-constraint checks of every page.
+
+Latency: `fairness.rerank` of 500 scored candidates down to 50 with every policy on (creator cap
+over a window, repeat decay, FA*IR floor + group shares, MMR over 64-d embeddings, amortised
+exposure, cold-start slot), report included; p50/p99 over 2,000 calls after warm-up.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow.compute as pc
+from numpy.typing import NDArray
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from server.config import ServerConfig  # noqa: E402
+from server.data import synthetic  # noqa: E402
+from server.data.loaders import write_table  # noqa: E402
+from server.index import builder  # noqa: E402
+from server.index.loaded import LoadedSnapshot, open_snapshot  # noqa: E402
+from server.pipeline import fairness, ranking, retrieval  # noqa: E402
+from server.pipeline import rank as pipeline  # noqa: E402
+from server.pipeline.fairness.report import cap_violated, floor_need, floors_met  # noqa: E402
+from server.pipeline.types import FairnessParams, Policy  # noqa: E402
+from server.pipeline.user_state import build_user_state  # noqa: E402
+
+PAGE = 20
+CANDIDATES = 500
+
+
+def gini(x: NDArray[np.float64]) -> float:
+    """Gini coefficient of non-negative values (0: equal, -> 1: concentrated)."""
+    v = np.sort(np.asarray(x, np.float64))
+    n = v.size
+    if n == 0 or v.sum() <= 0:
+        return 0.0
+    i = np.arange(1, n + 1)
+    return float((2 * (i * v).sum()) / (n * v.sum()) - (n + 1) / n)
+
+
+def build_data(
+    work: Path, n_items: int, n_users: int, seed: int
+) -> tuple[Path, dict[str, set[str]]]:
+    cat = synthetic.simulate(n_items, n_users, seed)
+    it = cat.interactions
+    ts = it.column("timestamp").to_numpy()
+    cut = np.sort(ts)[int(ts.size * 0.9)]
+    train = it.filter(pc.less(it.column("timestamp"), cut))
+    test = it.filter(pc.and_(pc.greater_equal(it.column("timestamp"), cut),
+                             pc.equal(it.column("event"), "view")))  # fmt: skip
+    write_table(cat.items, work / "items.csv")
+    write_table(train, work / "train.csv")
+    manifest = builder.build_snapshot(work / "train.csv", work / "items.csv", work / "snapshots")
+    held: dict[str, set[str]] = {}
+    for u, i in zip(
+        test.column("user_id").to_pylist(), test.column("item_id").to_pylist(), strict=True
+    ):
+        held.setdefault(u, set()).add(i)
+    return Path(manifest["path"]), held
+
+
+def ndcg_at(page_ids: list[str], relevant: set[str], k: int = 10) -> float:
+    gains = np.array([1.0 if i in relevant else 0.0 for i in page_ids[:k]])
+    disc = 1.0 / np.log2(np.arange(2, gains.size + 2))
+    ideal = (1.0 / np.log2(np.arange(2, min(k, len(relevant)) + 2))).sum()
+    return float((gains * disc).sum() / ideal) if ideal > 0 else 0.0
+
+
+def quality(snap: LoadedSnapshot, held: dict[str, set[str]], n_users: int, seed: int,
+            params: FairnessParams) -> dict[str, Any]:  # fmt: skip
+    rng = np.random.default_rng(seed)
+    users = sorted(u for u in held if u in snap.user_index)
+    users = [
+        users[i] for i in sorted(rng.choice(len(users), min(n_users, len(users)), replace=False))
+    ]
+    if not params.protected_groups:
+        params = dataclasses.replace(params, protected_groups=tuple(snap.protected_groups))
+    none = FairnessParams(policy=Policy.NONE, protected_groups=params.protected_groups)
+    tracker = fairness.ExposureTracker(params.exposure_window)
+    n_groups = len(snap.groups)
+    creators_all = np.zeros(len(snap.creator_ids))
+    out: dict[str, Any] = {}
+    acc: dict[str, dict[str, Any]] = {
+        name: {"expo": np.zeros(n_groups), "creator": np.zeros(len(snap.creator_ids)),
+               "dcg": [], "ndcg": [], "violations": 0, "fair_pass": 0, "ild": [], "us": []}
+        for name in ("none", "default")
+    }  # fmt: skip
+    target = fairness.targets(params, snap.groups, snap.group_target_share)
+    for u in users:
+        state = build_user_state(snap, u, [], [])
+        cands = retrieval.retrieve(snap, state, CANDIDATES)
+        scores = ranking.score(snap, state, cands.items)
+        items = cands.items
+        creators = snap.item_creator[items].astype(np.int64)
+        groups = snap.item_group[items].astype(np.int64)
+        for name, p, tr in (("none", none, None), ("default", params, tracker)):
+            t0 = time.perf_counter()
+            page = pipeline.rerank_scores(snap, items, scores.total, PAGE, p, tr)
+            a = acc[name]
+            a["us"].append((time.perf_counter() - t0) * 1e6)
+            chosen = page.positions
+            a["expo"] += fairness.report.group_exposure(groups[chosen], n_groups)
+            np.add.at(a["creator"], creators[chosen], fairness.report.discount(chosen.size))
+            a["dcg"].append(page.report.dcg_retained)
+            a["ndcg"].append(ndcg_at([snap.item_ids[i] for i in items[chosen].tolist()], held[u]))
+            a["ild"].append(page.report.intra_list_diversity)
+            a["fair_pass"] += page.report.fair_test_passed
+            # Independent check of the hard constraints of the policy.
+            act = p.active()
+            bad = False
+            if Policy.CREATOR_CAP in act:
+                c = creators[chosen]
+                fillable = np.minimum(np.bincount(creators), p.max_per_creator).sum() >= PAGE
+                bad |= bool(fillable and cap_violated(c, p.max_per_creator, p.creator_window))
+            need, cls, _ = floor_need(p, act, snap.groups, target, chosen.size)
+            if cls.shape[0]:
+                bad |= not bool(floors_met(groups[chosen], groups, need, cls).all())
+            a["violations"] += bad
+    del creators_all
+    for name, a in acc.items():
+        share = a["expo"] / a["expo"].sum()
+        out[name] = {
+            "group_exposure_share": dict(
+                zip(snap.groups, np.round(share, 4).tolist(), strict=True)
+            ),
+            "exposure_ratio_to_target": dict(
+                zip(
+                    snap.groups,
+                    np.round(share / np.maximum(target, 1e-12), 4).tolist(),
+                    strict=True,
+                )
+            ),
+            "mean_dcg_retained": round(float(np.mean(a["dcg"])), 4),
+            "min_dcg_retained": round(float(np.min(a["dcg"])), 4),
+            "ndcg10": round(float(np.mean(a["ndcg"])), 5),
+            "creator_gini_all_creators": round(gini(a["creator"]), 4),
+            "creator_gini_exposed_creators": round(gini(a["creator"][a["creator"] > 0]), 4),
+            "creators_exposed": int((a["creator"] > 0).sum()),
+            "pages_violating_hard_constraints": int(a["violations"]),
+            "fair_test_pass_rate": round(a["fair_pass"] / len(users), 4),
+            "mean_intra_list_diversity": round(float(np.mean(a["ild"])), 4),
+            "rerank_p50_us": round(float(np.percentile(a["us"], 50)), 1),
+        }
+    d, n = out["default"], out["none"]
+    out["users"] = len(users)
+    out["targets"] = dict(zip(snap.groups, np.round(target, 4).tolist(), strict=True))
+    out["ndcg10_change"] = round(d["ndcg10"] / n["ndcg10"] - 1.0, 4) if n["ndcg10"] else 0.0
+    out["gini_change"] = round(
+        d["creator_gini_all_creators"] / n["creator_gini_all_creators"] - 1.0, 4
+    )
+    out["gini_change_exposed"] = round(
+        d["creator_gini_exposed_creators"] / n["creator_gini_exposed_creators"] - 1.0, 4
+    )
+    return out
+
+
+ALL_POLICIES = (
+    Policy.CREATOR_CAP, Policy.GROUP_FLOOR, Policy.GROUP_SHARES, Policy.CREATOR_DECAY,
+    Policy.DIVERSITY, Policy.AMORTISED_EXPOSURE, Policy.COLD_START_SLOT,
+)  # fmt: skip
+
+
+def latency(snap: LoadedSnapshot, params: FairnessParams, calls: int, seed: int) -> dict[str, Any]:
+    """500 real candidates of a user -> a page of 50, every policy on; report included."""
+    params = dataclasses.replace(
+        params, policies=ALL_POLICIES, protected_groups=tuple(snap.protected_groups)
+    )
+    rng = np.random.default_rng(seed)
+    cases = []
+    for u in rng.choice(snap.n_users, 50, replace=False).tolist():
+        state = build_user_state(snap, snap.user_ids[u], [], [])
+        cands = retrieval.retrieve(snap, state, CANDIDATES)
+        scores = ranking.score(snap, state, cands.items)
+        cases.append((cands.items, scores.total))
+    tracker = fairness.ExposureTracker(params.exposure_window)
+    n_cands = [c[0].size for c in cases]
+    stage_us, core_us = [], []
+    for j in range(calls + 200):
+        items, total = cases[j % len(cases)]
+        t0 = time.perf_counter_ns()
+        pipeline.rerank_scores(snap, items, total, 50, params, tracker)
+        t1 = time.perf_counter_ns()
+        if j >= 200:  # warm-up
+            stage_us.append((t1 - t0) / 1e3)
+    creators = [snap.item_creator[c[0]].astype(np.int64) for c in cases]
+    groups = [snap.item_group[c[0]].astype(np.int64) for c in cases]
+    emb = [np.asarray(snap.item_emb[c[0]]) for c in cases]
+    ties = [np.arange(c[0].size, dtype=np.int64) for c in cases]
+    for j in range(calls + 200):
+        i = j % len(cases)
+        t0 = time.perf_counter_ns()
+        fairness.rerank(
+            cases[i][1], creators[i], groups[i], ties[i], 50, params,
+            group_names=snap.groups, target_share=snap.group_target_share,
+            embeddings=emb[i], tracker=tracker, creator_key=snap.version,
+        )  # fmt: skip
+        t1 = time.perf_counter_ns()
+        if j >= 200:
+            core_us.append((t1 - t0) / 1e3)
+
+    def pct(v: list[float]) -> dict[str, float]:
+        a = np.asarray(v)
+        return {f"p{q}": round(float(np.percentile(a, q)), 1) for q in (50, 90, 99, 99.9)} | {
+            "max": round(float(a.max()), 1)
+        }
+
+    return {
+        "calls": calls,
+        "candidates_per_call_min": int(min(n_cands)),
+        "candidates_per_call_mean": round(float(np.mean(n_cands)), 1),
+        "page": 50,
+        "rerank_us": pct(core_us),
+        "stage_us": pct(stage_us),
+        "backend": "rust" if fairness._rust_select is not None else "python",
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines()
+                      if ln.startswith("Model name")), "")  # fmt: skip
+    except OSError:
+        pass
+    return {
+        "cpu": model or platform.processor(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+    }
+
+
+def write_section(result: dict[str, Any], path: Path) -> None:
+    q, lat, m = result.get("quality"), result["latency"], result["machine"]
+    lines = [
+        "## Fairness (make bench-fairness)",
+        "",
+        "Command: `.venv/bin/python bench/bench_fairness.py` (`make bench-fairness`), a few "
+        "minutes including the catalogue build; raw numbers in `bench/results/fairness.json`.",
+        "",
+        f"Machine: `{m['cpu']}`, {m['cores']} cores, Python {m['python']}, numpy {m['numpy']}; "
+        f"1-minute load average {m['load_average_1m']} when the run ended (the machine is "
+        "shared; tail latencies move with the load).",
+        "",
+    ]
+    if q:
+        d, n = q["default"], q["none"]
+        tg = q["targets"]
+        ratio = d["exposure_ratio_to_target"]
+        lines += [
+            f"Quality: synthetic catalogue ({result['data']['items']:,} items, "
+            f"{result['data']['users']:,} users, seed {result['data']['seed']}; the last 10% of "
+            "interactions by time held out), snapshot built from the rest; "
+            f"{q['users']:,} users, 500 candidates, pages of 20; the default policy "
+            f"({', '.join(result['params']['policies'])}) with one exposure tracker across the "
+            "users, against the unconstrained page (policy NONE).",
+            "",
+            "| figure | NONE | default | target | met |",
+            "|---|---|---|---|---|",
+        ]
+        for g in tg:
+            lines.append(
+                f"| exposure share / target, `{g}` (target {tg[g]:.3f}) | "
+                f"{n['exposure_ratio_to_target'][g]:.3f} | {ratio[g]:.3f} | >= 0.90 | "
+                f"{'yes' if ratio[g] >= 0.9 else 'no'} |"
+            )
+        lines += [
+            f"| DCG retained (mean over pages; gains = ranking scores) | 1.000 | "
+            f"{d['mean_dcg_retained']:.3f} | >= 0.97 | "
+            f"{'yes' if d['mean_dcg_retained'] >= 0.97 else 'no'} |",
+            f"| DCG retained, worst page | 1.000 | {d['min_dcg_retained']:.3f} | | |",
+            f"| NDCG@10 on held-out views | {n['ndcg10']:.4f} | {d['ndcg10']:.4f} "
+            f"({q['ndcg10_change']:+.1%}) | >= -3% | "
+            f"{'yes' if q['ndcg10_change'] >= -0.03 else 'no'} |",
+            f"| creator-exposure Gini, all creators | {n['creator_gini_all_creators']:.3f} | "
+            f"{d['creator_gini_all_creators']:.3f} ({q['gini_change']:+.1%}) | <= -20% | "
+            f"{'yes' if q['gini_change'] <= -0.2 else 'no'} |",
+            f"| creator-exposure Gini, exposed creators | "
+            f"{n['creator_gini_exposed_creators']:.3f} | "
+            f"{d['creator_gini_exposed_creators']:.3f} ({q['gini_change_exposed']:+.1%}) | | |",
+            f"| creators exposed | {n['creators_exposed']} | {d['creators_exposed']} | | |",
+            f"| pages violating a hard constraint (independent check) | - | "
+            f"{d['pages_violating_hard_constraints']} of {q['users']} | 0 | "
+            f"{'yes' if d['pages_violating_hard_constraints'] == 0 else 'no'} |",
+            f"| FA*IR test pass rate | {n['fair_test_pass_rate']:.3f} | "
+            f"{d['fair_test_pass_rate']:.3f} | | |",
+            f"| intra-list diversity | {n['mean_intra_list_diversity']:.3f} | "
+            f"{d['mean_intra_list_diversity']:.3f} | | |",
+            "",
+        ]
+    rl, st = lat["rerank_us"], lat["stage_us"]
+    lines += [
+        f"Latency: {lat['calls']:,} calls after 200 warm-up, 500 real candidates (mean "
+        f"{lat['candidates_per_call_mean']}) of 50 users cut to 50, every policy on "
+        "(creator cap 2 in 5, repeat decay, FA*IR floor, group shares, MMR over 64-d embeddings, "
+        f"amortised exposure, cold-start slot), the report included; fill in {lat['backend']}.",
+        "",
+        "| call | p50 | p90 | p99 | p99.9 | max | target |",
+        "|---|---|---|---|---|---|---|",
+        f"| `fairness.rerank` | {rl['p50']} µs | {rl['p90']} µs | {rl['p99']} µs | "
+        f"{rl['p99.9']} µs | {rl['max']} µs | p99 < 1 ms: {'yes' if rl['p99'] < 1000 else 'no'} |",
+        f"| stage (`rerank_scores`: validation, tie-break ids, vectors, re-rank, report) | "
+        f"{st['p50']} µs | {st['p90']} µs | {st['p99']} µs | {st['p99.9']} µs | {st['max']} µs | |",
+        "",
+    ]
+    text = path.read_text() if path.exists() else "# Benchmarks\n"
+    section = "\n".join(lines)
+    start = text.find("## Fairness (make bench-fairness)")
+    if start < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        nxt = text.find("\n## ", start + 1)
+        text = text[:start] + section + ("\n" + text[nxt + 1 :] if nxt >= 0 else "")
+    path.write_text(text.rstrip("\n") + "\n")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--items", type=int, default=20_000)
+    ap.add_argument("--users", type=int, default=4_000)
+    ap.add_argument("--eval-users", type=int, default=1_000)
+    ap.add_argument("--calls", type=int, default=3_000)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--no-write", action="store_true", help="print only; keep the files")
+    args = ap.parse_args()
+    params = ServerConfig().fairness
+    result: dict[str, Any] = {
+        "params": _jsonable(params),
+        "data": {"items": args.items, "users": args.users, "seed": args.seed},
+    }
+    with tempfile.TemporaryDirectory() as tmp:
+        path, held = build_data(Path(tmp), args.items, args.users, args.seed)
+        snap = open_snapshot(path)
+        result["quality"] = quality(snap, held, args.eval_users, args.seed, params)
+        result["latency"] = latency(snap, params, args.calls, args.seed)
+    result["machine"] = machine()
+    print(json.dumps(result, indent=1))
+    if not args.no_write:
+        out = ROOT / "bench" / "results" / "fairness.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(result, indent=1) + "\n")
+        write_section(result, ROOT / "BENCHMARKS.md")
+
+
+def _jsonable(p: FairnessParams) -> dict[str, Any]:
+    d = dataclasses.asdict(p)
+    return json.loads(json.dumps(d, default=lambda o: o.value if hasattr(o, "value") else str(o)))
+
+
+if __name__ == "__main__":
+    main()

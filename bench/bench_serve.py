@@ -1,0 +1,325 @@
+"""`make bench-serve`: the Rank pipeline and server on a 1,000,000-item synthetic catalogue.
+
+Measures, in one run on this machine:
+1. in-process pipeline latency (retrieval + ranking + re-ranking, no gRPC), p50/p99;
+2. an open-loop load of 300 requests/s for 60 s against the real server (p99, errors);
+3. peak closed-loop throughput of the real server vs an empty handler returning a response of
+   the same size (bench/empty_server.py), the ratio being the figure that matters;
+4. memory: RSS and PSS of one serving process vs two sharing the port (SO_REUSEPORT).
+Writes bench/results/serve.json and the "## Serving" section of BENCHMARKS.md.
+The catalogue and snapshot are cached under var/bench/ (delete it to rebuild).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+CACHE = ROOT / "var" / "bench" / "serve"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def ensure_snapshot(n_items: int, n_users: int) -> Path:
+    from server.data import synthetic
+    from server.index import builder, snapshot
+
+    data = CACHE / f"data-{n_items}-{n_users}"
+    snaps = CACHE / f"snapshots-{n_items}-{n_users}"
+    if not (data / "items.csv").exists():
+        t = time.perf_counter()
+        synthetic.generate(n_items, n_users, 5, data)
+        print(f"generated catalogue in {time.perf_counter() - t:.0f}s", flush=True)
+    if not snapshot.list_versions(snaps):
+        t = time.perf_counter()
+        builder.build_snapshot(data / "interactions.csv", data / "items.csv", snaps)
+        print(f"built snapshot in {time.perf_counter() - t:.0f}s", flush=True)
+    return snaps
+
+
+def pipeline_latency(snap_dir: Path, n: int) -> dict[str, Any]:
+    from server.index.loaded import open_snapshot
+    from server.pipeline import rank
+    from server.pipeline.types import FairnessParams
+
+    snap = open_snapshot(snap_dir, verify_checksums=False)
+    rng = np.random.default_rng(0)
+    users = rng.integers(0, snap.n_users, n)
+    params = FairnessParams()
+    for u in users[:200]:  # warm page cache and cost estimates
+        rank.rank(snap, snap.user_ids[int(u)], [], [], 20, 500, params)
+    total, stages = [], {"retrieval": [], "ranking": [], "reranking": []}
+    for u in users:
+        t = time.perf_counter()
+        r = rank.rank(snap, snap.user_ids[int(u)], [], [], 20, 500, params)
+        total.append(time.perf_counter() - t)
+        for k, v in r.timings_us.items():
+            stages[k].append(v / 1e6)
+    pct = lambda xs, q: float(np.percentile(np.asarray(xs), q)) * 1e3  # noqa: E731
+    return {
+        "requests": n,
+        "p50_ms": pct(total, 50),
+        "p99_ms": pct(total, 99),
+        "stages_p50_ms": {k: pct(v, 50) for k, v in stages.items()},
+        "stages_p99_ms": {k: pct(v, 99) for k, v in stages.items()},
+    }
+
+
+def wait_ready(port: int, timeout: float = 900) -> None:
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    deadline = time.monotonic() + timeout
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        stub = health_pb2_grpc.HealthStub(ch)
+        while time.monotonic() < deadline:
+            try:
+                r = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+                if r.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.3)
+    raise RuntimeError(f"server on {port} not ready in {timeout}s")
+
+
+def memory_of(pid: int) -> dict[str, float]:
+    """RSS and PSS (shared pages split between sharers) in MiB, from smaps_rollup."""
+    text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+    kb = {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+) kB", text, re.M)}
+    return {"rss_mib": kb["Rss"] / 1024, "pss_mib": kb["Pss"] / 1024}
+
+
+def children(pid: int) -> list[int]:
+    """Serving worker processes of a multi-process server (not multiprocessing's helpers)."""
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    pids = [int(x) for x in out.split()]
+    return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
+class Server:
+    def __init__(self, args: list[str], port: int) -> None:
+        self.port = port
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wait_ready(port)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+
+
+def loadtest(port: int, users: Path, out: Path, *extra: str) -> dict[str, Any]:
+    cmd = [
+        sys.executable, "-m", "client.cli", "loadtest", "--target", f"127.0.0.1:{port}",
+        "--users-file", str(users), "--cold-fraction", "0.05", "--num-results", "20",
+        "--no-progress", "--json", str(out), *extra,
+    ]  # fmt: skip
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    report: dict[str, Any] = json.loads(out.read_text())
+    return report
+
+
+def summary(report: dict[str, Any]) -> dict[str, Any]:
+    """The headline figures of a load-test JSON report (client/loadtest.py format)."""
+    sm = report["summary"]
+    return {
+        "achieved_rate": sm["achieved_rate"],
+        "ok": sm["ok"],
+        "errors": sm["errors"],
+        "p50_ms": sm["latency_p50_ms"],
+        "p90_ms": sm["latency_p90_ms"],
+        "p99_ms": sm["latency_p99_ms"],
+        "p999_ms": sm.get("latency_p99.9_ms"),
+        "max_ms": sm["latency_max_ms"],
+        "full_page_share": sm["full_page_share"],
+        "client_cpu_us_per_request": sm["client_cpu_us_per_request"],
+        "errors_by_code": report.get("errors_by_code", {}),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--items", type=int, default=1_000_000)
+    p.add_argument("--users", type=int, default=100_000)
+    p.add_argument("--rate", type=float, default=300)
+    p.add_argument("--open-seconds", type=float, default=60)
+    p.add_argument("--closed-seconds", type=float, default=20)
+    p.add_argument("--concurrency", type=int, default=16)
+    p.add_argument("--pipeline-requests", type=int, default=3000)
+    args = p.parse_args()
+
+    out: dict[str, Any] = {
+        "command": "make bench-serve",
+        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "catalogue": {"items": args.items, "users": args.users},
+    }
+    try:
+        out["machine"]["cpu"] = next(
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        pass
+    root = ensure_snapshot(args.items, args.users)
+    from server.index import snapshot
+
+    version = snapshot.list_versions(root)[0]
+    snap_dir = root / version
+    out["pipeline"] = pipeline_latency(snap_dir, args.pipeline_requests)
+    print("pipeline", out["pipeline"], flush=True)
+
+    tmp = CACHE / "run"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    users = tmp / "users.txt"
+    ids = (snap_dir / "user_ids.txt").read_text().split("\n")[:-1]
+    rng = np.random.default_rng(1)
+    users.write_text("\n".join(rng.permutation(ids)[:50_000]) + "\n")
+    server_cmd = [sys.executable, "-m", "server.main", "--snapshots", str(root), "--log-level", "WARNING"]
+
+    # One serving process: memory, open loop, closed loop.
+    port = free_port()
+    one = Server([*server_cmd, "--port", str(port)], port)
+    try:
+        loadtest(port, users, tmp / "warm.json", "--concurrency", "8", "--duration", "5")
+        out["memory_one_process"] = memory_of(one.proc.pid)
+        out["open_loop"] = summary(
+            loadtest(port, users, tmp / "open.json", "--rate", str(args.rate),
+                     "--duration", str(args.open_seconds), "--warmup", "3")
+        )  # fmt: skip
+        print("open loop", out["open_loop"], flush=True)
+        out["closed_loop_real"] = summary(
+            loadtest(port, users, tmp / "closed.json", "--concurrency", str(args.concurrency),
+                     "--duration", str(args.closed_seconds))
+        )  # fmt: skip
+        print("closed loop (real)", out["closed_loop_real"], flush=True)
+        sample = _one_response(port, ids[0])
+    finally:
+        one.stop()
+
+    # The empty handler with a same-size response, same load.
+    payload = tmp / "response.bin"
+    payload.write_bytes(sample)
+    port = free_port()
+    empty = Server(
+        [sys.executable, str(ROOT / "bench/empty_server.py"), "--port", str(port),
+         "--response", str(payload)], port,
+    )  # fmt: skip
+    try:
+        out["closed_loop_empty"] = summary(
+            loadtest(port, users, tmp / "empty.json", "--concurrency", str(args.concurrency),
+                     "--duration", str(args.closed_seconds))
+        )  # fmt: skip
+    finally:
+        empty.stop()
+    out["response_bytes"] = len(sample)
+    real, floor = out["closed_loop_real"]["achieved_rate"], out["closed_loop_empty"]["achieved_rate"]
+    out["throughput_ratio_vs_empty"] = real / floor if floor else None
+
+    # Two serving processes on one port.
+    port = free_port()
+    two = Server([*server_cmd, "--port", str(port), "--processes", "2"], port)
+    try:
+        loadtest(port, users, tmp / "warm2.json", "--concurrency", "8", "--duration", "5")
+        workers = children(two.proc.pid)
+        mems = [memory_of(w) for w in workers]
+        out["memory_two_processes"] = {
+            "per_process": mems,
+            "pss_total_mib": sum(m["pss_mib"] for m in mems),
+            "rss_total_mib": sum(m["rss_mib"] for m in mems),
+        }
+        out["closed_loop_two_processes"] = summary(
+            loadtest(port, users, tmp / "closed2.json", "--concurrency", str(args.concurrency),
+                     "--duration", str(args.closed_seconds))
+        )  # fmt: skip
+    finally:
+        two.stop()
+    one_rss = out["memory_one_process"]["rss_mib"]
+    out["memory_ratio_two_vs_one"] = out["memory_two_processes"]["pss_total_mib"] / one_rss
+
+    res = ROOT / "bench" / "results" / "serve.json"
+    res.parent.mkdir(parents=True, exist_ok=True)
+    res.write_text(json.dumps(out, indent=2))
+    write_markdown(out)
+    print(json.dumps(out, indent=2))
+
+
+def _one_response(port: int, user: str) -> bytes:
+    import grpc
+
+    from server.api.reelrank.v1 import ranking_service_pb2 as pb
+    from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
+
+    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+        resp = pb_grpc.RankingServiceStub(ch).Rank(pb.RankRequest(user_id=user, num_results=20), timeout=5)
+    return bytes(resp.SerializeToString())
+
+
+def write_markdown(r: dict[str, Any]) -> None:
+    pl, ol, cr, ce = r["pipeline"], r["open_loop"], r["closed_loop_real"], r["closed_loop_empty"]
+    m1, m2 = r["memory_one_process"], r["memory_two_processes"]
+    lines = [
+        "## Serving (make bench-serve)",
+        "",
+        f"Command: `make bench-serve` (`bench/bench_serve.py`). Machine: {r['machine']['cpu']}, "
+        f"{r['machine']['cores']} cores; client and server on the same machine. Catalogue: "
+        f"{r['catalogue']['items']:,} items, {r['catalogue']['users']:,} users (synthetic, seed 5); "
+        "500 candidates, 20 results, default fairness policy (creator cap).",
+        "",
+        "| measure | result | target |",
+        "|---|---|---|",
+        f"| in-process pipeline p50 / p99 | {pl['p50_ms']:.2f} / {pl['p99_ms']:.2f} ms | < 2 / < 5 ms |",
+        "| stage p50: retrieval / ranking / re-ranking | "
+        + " / ".join(f"{pl['stages_p50_ms'][s]:.2f}" for s in ("retrieval", "ranking", "reranking"))
+        + " ms | |",
+        f"| open loop {r['open_loop'].get('achieved_rate', 0):.0f} req/s for 60 s: p50 / p99 | "
+        f"{ol.get('p50_ms', float('nan')):.2f} / {ol.get('p99_ms', float('nan')):.2f} ms, "
+        f"errors {ol.get('errors', 0)} | p99 < 15 ms, 0 errors |",
+        f"| closed-loop peak, real server (1 process) | {cr['achieved_rate']:.0f} req/s | |",
+        f"| closed-loop peak, empty handler, {r['response_bytes']} B response | "
+        f"{ce['achieved_rate']:.0f} req/s | |",
+        f"| real / empty | {r['throughput_ratio_vs_empty']:.2f} | >= 0.60 |",
+        f"| closed-loop peak, real server (2 processes) | "
+        f"{r['closed_loop_two_processes']['achieved_rate']:.0f} req/s | |",
+        f"| memory, 1 process: RSS | {m1['rss_mib']:.0f} MiB | |",
+        f"| memory, 2 processes: PSS total (RSS each) | {m2['pss_total_mib']:.0f} MiB ("
+        + ", ".join(f"{p['rss_mib']:.0f}" for p in m2["per_process"])
+        + f") | < 1.3x one: {r['memory_ratio_two_vs_one']:.2f}x |",
+        "",
+        "PSS counts each shared page once across the processes that map it, so the two-process",
+        "total is the memory the pair really costs; RSS counts shared pages in every process.",
+        "",
+    ]
+    path = ROOT / "BENCHMARKS.md"
+    text = path.read_text() if path.exists() else "# Benchmarks\n\n"
+    section = "\n".join(lines)
+    pattern = re.compile(r"## Serving \(make bench-serve\).*?(?=\n## |\Z)", re.S)
+    text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    path.write_text(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Offline evaluation: splits, ranking metrics, baselines, and runs through the served `Rank`."""

@@ -1,0 +1,204 @@
+"""Stage 3: fairness re-ranking with guarantees, and the fairness report of every page.
+
+Policies (see docs/FAIRNESS.md) compose into one constrained greedy fill (`select`):
+
+1. amortised exposure: a per-group dual price from the server's `ExposureTracker`, added to the
+   relevance of the group's items before the fill;
+2. creator cap (hard), group floors (FA*IR's binomial floor for the protected groups, and
+   per-group target-share floors), the cold-start slot: constraints of the fill;
+3. creator repeat decay and diversity (MMR over embedding or keyword vectors): terms of the
+   fill's marginal value; a windowed greedy DPP can replace MMR.
+
+`rerank` returns positions into its input arrays, best first, and the page's report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.typing import NDArray
+
+from server.pipeline.fairness import fair_stats
+from server.pipeline.fairness.exposure import ExposureTracker
+from server.pipeline.fairness.params import targets, validate
+from server.pipeline.fairness.report import discount, floor_need, in_groups, group_exposure, measure
+from server.pipeline.fairness.select import LIFTED, select_py
+from server.pipeline.fairness.vectors import vectors
+from server.pipeline.types import FairnessParams, Page, Policy
+
+__all__ = [
+    "ExposureTracker",
+    "fair_stats",
+    "measure",
+    "relevance",
+    "rerank",
+    "select",
+    "targets",
+    "validate",
+    "vectors",
+]
+
+try:  # the Rust fill; the Python reference is the fallback (and the parity oracle)
+    from server._core import rerank_select as _rust_select  # type: ignore[attr-defined,unused-ignore]
+except ImportError:  # pragma: no cover - an extension built before rerank.rs existed
+    _rust_select = None
+
+
+def select(
+    rel: NDArray[np.float64],
+    creator: NDArray[np.int64],
+    group: NDArray[np.int64],
+    rank: NDArray[np.int64],
+    emb: NDArray[np.float32],
+    k: int,
+    *,
+    cap: int,
+    window: int,
+    mult: NDArray[np.float64],
+    lam: float,
+    need: NDArray[np.int32],
+    class_groups: NDArray[np.uint8],
+    cold_eligible: NDArray[np.bool_],
+    cold_pos: int,
+    floor_over_cap: bool,
+    backend: str = "auto",
+) -> tuple[NDArray[np.int64], int]:
+    """The constrained greedy fill (`select.select_py` documents it); Rust when available."""
+    if backend == "python" or (backend == "auto" and _rust_select is None):
+        return select_py(
+            rel, creator, group, rank, emb, k, cap=cap, window=window, mult=mult, lam=lam,
+            need=need, class_groups=class_groups, cold_eligible=cold_eligible,
+            cold_pos=cold_pos, floor_over_cap=floor_over_cap,
+        )  # fmt: skip
+    n = rel.size
+    d = emb.shape[1] if emb.ndim == 2 else 0
+    chosen, flags = _rust_select(
+        np.ascontiguousarray(rel, np.float64),
+        np.ascontiguousarray(creator, np.int64),
+        np.ascontiguousarray(group, np.int64),
+        np.ascontiguousarray(rank, np.int64),
+        np.ascontiguousarray(emb, np.float32).reshape(-1) if d else np.zeros(0, np.float32),
+        d,
+        min(k, n),
+        cap,
+        window,
+        np.ascontiguousarray(mult, np.float64),
+        lam,
+        np.ascontiguousarray(need, np.int32).reshape(-1),
+        need.shape[1] if need.ndim == 2 else 0,
+        np.ascontiguousarray(class_groups, np.uint8).reshape(-1),
+        np.ascontiguousarray(cold_eligible, np.uint8),
+        cold_pos,
+        floor_over_cap,
+    )
+    return np.asarray(chosen, np.int64), int(flags)
+
+
+def relevance(scores: NDArray[np.float32]) -> NDArray[np.float64]:
+    """Scores mapped to [0, 1] (min-max over the candidates; all equal -> all 1)."""
+    s = scores.astype(np.float64)
+    if s.size == 0:
+        return s
+    lo, hi = float(s.min()), float(s.max())
+    if hi - lo <= 0:
+        return np.ones_like(s)
+    out: NDArray[np.float64] = (s - lo) / (hi - lo)
+    return out
+
+
+def rerank(
+    scores: NDArray[np.float32],
+    creators: NDArray[np.int64],
+    groups: NDArray[np.int64],
+    tiebreak: NDArray[np.int64],
+    num_results: int,
+    params: FairnessParams,
+    *,
+    group_names: list[str],
+    target_share: NDArray[np.float64],
+    embeddings: NDArray[np.float32] | None = None,
+    tracker: ExposureTracker | None = None,
+    creator_key: str = "",
+    backend: str = "auto",
+) -> Page:
+    """Pick `num_results` of the inputs with the active policies; report the page.
+
+    `target_share` is the catalogue share per group code (targets default to it);
+    `embeddings` (one row per input) feed diversity and the report's intra-list diversity;
+    `tracker`, when given, supplies the amortised-exposure prices and records the page;
+    `creator_key` names the space of the creator codes (the snapshot version) for it.
+    """
+    n = scores.size
+    k = min(num_results, n)
+    active = params.active()
+    target = targets(params, group_names, target_share)
+    order = np.lexsort((tiebreak, -scores.astype(np.float64)))
+    prices = tracker.prices(group_names) if tracker is not None else None
+    floors = None
+    if not active:
+        chosen = order[:k].astype(np.int64)
+        flags = 0
+    else:
+        rank = np.empty(n, np.int64)
+        rank[order] = np.arange(n)
+        rel = relevance(scores)
+        if Policy.AMORTISED_EXPOSURE in active and tracker is not None and prices is not None:
+            rel = rel + prices[groups]
+            if params.creator_exposure_weight > 0:
+                load = tracker.creator_load(creator_key, creators)
+                rel = np.maximum(rel - params.creator_exposure_weight * load, 0.0)
+        cap, window = k or 1, k or 1
+        if Policy.CREATOR_CAP in active:
+            cap, window = params.max_per_creator, params.creator_window or (k or 1)
+        mult = np.ones(k + 1)
+        if Policy.CREATOR_DECAY in active:
+            j = np.arange(k + 1, dtype=np.float64)
+            mult = (1.0 - params.repeat_decay_floor) * params.repeat_decay**j
+            mult += params.repeat_decay_floor
+        lam = 1.0
+        emb = np.zeros((n, 0), np.float32)
+        if Policy.DIVERSITY in active and embeddings is not None and params.diversity_lambda < 1:
+            lam = params.diversity_lambda
+            emb = np.asarray(embeddings, np.float32)
+        floors = floor_need(params, active, group_names, target, k)
+        need, class_groups, _ = floors
+        cold_pos = -1
+        cold = np.zeros(n, bool)
+        if Policy.COLD_START_SLOT in active and params.cold_start_position <= k:
+            names = params.cold_start_groups or params.protected_groups
+            base = relevance(scores)
+            cold = in_groups(groups, names, group_names) & (base >= params.cold_start_min_relevance)
+            cold_pos = params.cold_start_position - 1
+        floor_first = _declared_before(active, (Policy.GROUP_FLOOR, Policy.GROUP_SHARES))
+        chosen, flags = select(
+            rel, creators.astype(np.int64), groups.astype(np.int64), rank, emb, k, cap=cap, window=window,
+            mult=mult, lam=lam, need=need, class_groups=class_groups, cold_eligible=cold,
+            cold_pos=cold_pos, floor_over_cap=floor_first, backend=backend,
+        )  # fmt: skip
+    window_share = None
+    if tracker is not None:
+        tracker.record(
+            group_names,
+            group_exposure(groups[chosen], len(group_names)),
+            target,
+            step=params.exposure_step,
+            max_price=params.max_exposure_price,
+            update_prices=Policy.AMORTISED_EXPOSURE in active,
+        )
+        window_share = tracker.window_shares(group_names)
+        tracker.record_creators(creator_key, creators[chosen], discount(chosen.size))
+    report = measure(
+        scores, creators, groups, chosen, order[:k], params,
+        group_names=group_names, target_share=target, embeddings=embeddings,
+        window_share=window_share, prices=prices, floors=floors,
+    )  # fmt: skip
+    if flags & LIFTED:
+        report.cold_start_position = params.cold_start_position
+    return Page(positions=chosen.astype(np.int64), scores=scores[chosen], report=report)
+
+
+def _declared_before(active: tuple[Policy, ...], floors: tuple[Policy, ...]) -> bool:
+    """Whether a floor policy is declared before the creator cap (so it wins a conflict)."""
+    if Policy.CREATOR_CAP not in active:
+        return True
+    cap_at = active.index(Policy.CREATOR_CAP)
+    return any(p in active and active.index(p) < cap_at for p in floors)

@@ -1,0 +1,115 @@
+"""Amortised exposure: per-group exposure over the server's recent pages and a dual price.
+
+In the spirit of P-MMF (Xu et al., WWW 2023): each group has a dual variable (price) that rises
+while the group's position-discounted exposure share falls short of its target and falls back
+when it overshoots (projected online gradient steps, clipped to [0, max_price]). The re-ranker
+adds the price to the relevance of the group's items, so under-exposed groups reach their target
+share over traffic rather than within every page. The tracker also keeps the shares of the last
+`window` pages for the report and metrics. Thread-safe; one per server.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+import numpy as np
+from numpy.typing import NDArray
+
+
+class ExposureTracker:
+    """Sliding-window group exposure and per-group dual prices, keyed by group name."""
+
+    def __init__(self, window: int = 1000) -> None:
+        if window < 1:
+            raise ValueError(f"window must be >= 1, got {window}")
+        self.window = window
+        self._lock = threading.Lock()
+        self._pages: deque[dict[str, float]] = deque()
+        self._sum: dict[str, float] = {}
+        self._price: dict[str, float] = {}
+        self._creator_key = ""
+        self._creator_sum: NDArray[np.float64] = np.zeros(0)
+        self._creator_pages: deque[tuple[NDArray[np.int64], NDArray[np.float64]]] = deque()
+
+    def creator_load(self, key: str, creators: NDArray[np.int64]) -> NDArray[np.float64]:
+        """Window exposure of each given creator over the most exposed creator's, in [0, 1].
+
+        `key` names the creator-code space (the snapshot version); a new key starts afresh.
+        """
+        with self._lock:
+            if key != self._creator_key or self._creator_sum.size == 0:
+                return np.zeros(creators.size)
+            top = float(self._creator_sum.max())
+            if top <= 0:
+                return np.zeros(creators.size)
+            inside = creators < self._creator_sum.size
+            out = np.zeros(creators.size)
+            out[inside] = self._creator_sum[creators[inside]] / top
+            return out
+
+    def record_creators(
+        self, key: str, creators: NDArray[np.int64], exposure: NDArray[np.float64]
+    ) -> None:
+        """Add one page's per-position exposure of its creators (snapshot creator codes)."""
+        with self._lock:
+            if key != self._creator_key:
+                self._creator_key = key
+                self._creator_sum = np.zeros(0)
+                self._creator_pages.clear()
+            top = int(creators.max()) + 1 if creators.size else 0
+            if top > self._creator_sum.size:
+                grown = np.zeros(max(top, 2 * self._creator_sum.size))
+                grown[: self._creator_sum.size] = self._creator_sum
+                self._creator_sum = grown
+            np.add.at(self._creator_sum, creators, exposure)
+            self._creator_pages.append((creators.copy(), exposure.copy()))
+            while len(self._creator_pages) > self.window:
+                c, e = self._creator_pages.popleft()
+                np.subtract.at(self._creator_sum, c, e)
+
+    def prices(self, group_names: list[str]) -> NDArray[np.float64]:
+        with self._lock:
+            return np.array([self._price.get(g, 0.0) for g in group_names])
+
+    def window_shares(self, group_names: list[str]) -> NDArray[np.float64]:
+        with self._lock:
+            total = sum(self._sum.values())
+            if total <= 0:
+                return np.zeros(len(group_names))
+            return np.array([self._sum.get(g, 0.0) / total for g in group_names])
+
+    @property
+    def pages(self) -> int:
+        with self._lock:
+            return len(self._pages)
+
+    def record(
+        self,
+        group_names: list[str],
+        exposure: NDArray[np.float64],
+        target: NDArray[np.float64],
+        *,
+        step: float,
+        max_price: float,
+        update_prices: bool = True,
+    ) -> None:
+        """Add one page's exposure per group (unnormalised) and take a price step."""
+        total = float(exposure.sum())
+        if total <= 0:
+            return
+        page = {g: float(e) for g, e in zip(group_names, exposure.tolist(), strict=True)}
+        with self._lock:
+            self._pages.append(page)
+            for g, e in page.items():
+                self._sum[g] = self._sum.get(g, 0.0) + e
+            while len(self._pages) > self.window:
+                for g, e in self._pages.popleft().items():
+                    self._sum[g] -= e
+            if update_prices:
+                for g, e, t in zip(group_names, exposure.tolist(), target.tolist(), strict=True):
+                    if t <= 0:
+                        continue
+                    gap = (t - e / total) / t  # relative shortfall of this page
+                    p = self._price.get(g, 0.0) + step * gap
+                    self._price[g] = min(max(p, 0.0), max_price)
