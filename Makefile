@@ -12,7 +12,7 @@ DEMO_USERS ?= 20000
 PORT ?= 50051
 RUST_SRC := $(shell find rust_core/src -name '*.rs' 2>/dev/null) rust_core/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all setup serve test test-fast lint fmt proto proto-check bench bench-core bench-fairness demo clean
+.PHONY: all setup serve test lint fmt proto bench bench-core bench-fairness bench-serve bench-quality bench-build clean
 
 all: test
 
@@ -46,6 +46,8 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check server client tests proto bench
 	$(VENV)/bin/ruff format --check server client tests proto bench
+	$(PY) -m mypy server client
+	$(PY) -m mypy.stubtest server._core
 	cargo fmt --all --check
 	cargo clippy -q --all-targets -- -D warnings
 
@@ -64,7 +66,19 @@ bench-core: setup
 bench-fairness: setup
 	$(PY) bench/bench_fairness.py
 
-bench: bench-core bench-fairness
+# Rank on 1,000,000 synthetic items: pipeline latency, open/closed-loop load, memory (bench/results/serve.json).
+bench-serve: setup
+	$(PY) bench/bench_serve.py
+
+# Ranking quality on MovieLens 100k (5 seeds, through Rank) and synthetic data (bench/results/quality.json).
+bench-quality: setup
+	$(PY) bench/bench_quality.py
+
+# Offline build at 1,000,000 items / 200,000 users / ~10M interactions (bench/results/build.json).
+bench-build: setup
+	$(PY) bench/bench_build.py
+
+bench: bench-core bench-fairness bench-serve bench-quality
 
 clean:
 	rm -rf $(STAMPS) target server/_core*.so

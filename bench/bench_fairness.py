@@ -92,6 +92,23 @@ def ndcg_at(page_ids: list[str], relevant: set[str], k: int = 10) -> float:
     return float((gains * disc).sum() / ideal) if ideal > 0 else 0.0
 
 
+def variants(params: FairnessParams) -> dict[str, FairnessParams]:
+    """NONE, the default, the default without each of its policies, and with the optional ones."""
+    act = params.active()
+    out = {"none": dataclasses.replace(params, policy=Policy.NONE, policies=())}
+    out["default"] = params
+    for pol in act:
+        out[f"default - {pol.value}"] = dataclasses.replace(
+            params, policies=tuple(x for x in act if x is not pol)
+        )
+    for pol in (Policy.DIVERSITY, Policy.GROUP_SHARES):
+        if pol not in act:
+            out[f"default + {pol.value}"] = dataclasses.replace(params, policies=(*act, pol))
+    for price in (0.1, 0.15):
+        out[f"default, max price {price}"] = dataclasses.replace(params, max_exposure_price=price)
+    return out
+
+
 def quality(snap: LoadedSnapshot, held: dict[str, set[str]], n_users: int, seed: int,
             params: FairnessParams) -> dict[str, Any]:  # fmt: skip
     rng = np.random.default_rng(seed)
@@ -101,29 +118,23 @@ def quality(snap: LoadedSnapshot, held: dict[str, set[str]], n_users: int, seed:
     ]
     if not params.protected_groups:
         params = dataclasses.replace(params, protected_groups=tuple(snap.protected_groups))
-    none = FairnessParams(policy=Policy.NONE, protected_groups=params.protected_groups)
-    tracker = fairness.ExposureTracker(params.exposure_window)
-    n_groups = len(snap.groups)
-    creators_all = np.zeros(len(snap.creator_ids))
-    out: dict[str, Any] = {}
-    acc: dict[str, dict[str, Any]] = {
-        name: {"expo": np.zeros(n_groups), "creator": np.zeros(len(snap.creator_ids)),
-               "dcg": [], "ndcg": [], "violations": 0, "fair_pass": 0, "ild": [], "us": []}
-        for name in ("none", "default")
-    }  # fmt: skip
-    target = fairness.targets(params, snap.groups, snap.group_target_share)
-    for u in users:
+    cases = []
+    for u in users:  # retrieval and ranking once per user; every variant re-ranks the same
         state = build_user_state(snap, u, [], [])
         cands = retrieval.retrieve(snap, state, CANDIDATES)
-        scores = ranking.score(snap, state, cands.items)
-        items = cands.items
-        creators = snap.item_creator[items].astype(np.int64)
-        groups = snap.item_group[items].astype(np.int64)
-        for name, p, tr in (("none", none, None), ("default", params, tracker)):
-            t0 = time.perf_counter()
-            page = pipeline.rerank_scores(snap, items, scores.total, PAGE, p, tr)
-            a = acc[name]
-            a["us"].append((time.perf_counter() - t0) * 1e6)
+        cases.append((u, cands.items, ranking.score(snap, state, cands.items).total))
+    names = snap.groups
+    n_groups = len(names)
+    target = fairness.targets(params, names, snap.group_target_share)
+    out: dict[str, Any] = {"variants": {}}
+    for name, p in variants(params).items():
+        tracker = fairness.ExposureTracker(p.exposure_window)  # one server, users in order
+        a: dict[str, Any] = {"expo": np.zeros(n_groups), "creator": np.zeros(len(snap.creator_ids)),
+             "dcg": [], "ndcg": [], "violations": 0, "fair_pass": 0, "ild": []}  # fmt: skip
+        for u, items, total in cases:
+            page = pipeline.rerank_scores(snap, items, total, PAGE, p, tracker)
+            creators = snap.item_creator[items].astype(np.int64)
+            groups = snap.item_group[items].astype(np.int64)
             chosen = page.positions
             a["expo"] += fairness.report.group_exposure(groups[chosen], n_groups)
             np.add.at(a["creator"], creators[chosen], fairness.report.discount(chosen.size))
@@ -131,7 +142,7 @@ def quality(snap: LoadedSnapshot, held: dict[str, set[str]], n_users: int, seed:
             a["ndcg"].append(ndcg_at([snap.item_ids[i] for i in items[chosen].tolist()], held[u]))
             a["ild"].append(page.report.intra_list_diversity)
             a["fair_pass"] += page.report.fair_test_passed
-            # Independent check of the hard constraints of the policy.
+            # Independent check of the policy's hard constraints (not the report's flag).
             act = p.active()
             bad = False
             if Policy.CREATOR_CAP in act:
@@ -142,20 +153,12 @@ def quality(snap: LoadedSnapshot, held: dict[str, set[str]], n_users: int, seed:
             if cls.shape[0]:
                 bad |= not bool(floors_met(groups[chosen], groups, need, cls).all())
             a["violations"] += bad
-    del creators_all
-    for name, a in acc.items():
         share = a["expo"] / a["expo"].sum()
-        out[name] = {
-            "group_exposure_share": dict(
-                zip(snap.groups, np.round(share, 4).tolist(), strict=True)
-            ),
-            "exposure_ratio_to_target": dict(
-                zip(
-                    snap.groups,
-                    np.round(share / np.maximum(target, 1e-12), 4).tolist(),
-                    strict=True,
-                )
-            ),
+        ratio = share / np.maximum(target, 1e-12)
+        out["variants"][name] = {
+            "policies": [x.value for x in p.active()],
+            "group_exposure_share": dict(zip(names, share.round(4).tolist(), strict=True)),
+            "exposure_ratio_to_target": dict(zip(names, ratio.round(4).tolist(), strict=True)),
             "mean_dcg_retained": round(float(np.mean(a["dcg"])), 4),
             "min_dcg_retained": round(float(np.min(a["dcg"])), 4),
             "ndcg10": round(float(np.mean(a["ndcg"])), 5),
@@ -165,15 +168,20 @@ def quality(snap: LoadedSnapshot, held: dict[str, set[str]], n_users: int, seed:
             "pages_violating_hard_constraints": int(a["violations"]),
             "fair_test_pass_rate": round(a["fair_pass"] / len(users), 4),
             "mean_intra_list_diversity": round(float(np.mean(a["ild"])), 4),
-            "rerank_p50_us": round(float(np.percentile(a["us"], 50)), 1),
-        }
-    d, n = out["default"], out["none"]
+        }  # fmt: skip
+    v = out["variants"]
+    d, n = v["default"], v["none"]
+    out["default"], out["none"] = d, n
     out["users"] = len(users)
+    out["protected_groups"] = list(params.protected_groups)
     out["targets"] = dict(zip(snap.groups, np.round(target, 4).tolist(), strict=True))
-    out["ndcg10_change"] = round(d["ndcg10"] / n["ndcg10"] - 1.0, 4) if n["ndcg10"] else 0.0
-    out["gini_change"] = round(
-        d["creator_gini_all_creators"] / n["creator_gini_all_creators"] - 1.0, 4
-    )
+    for row in v.values():
+        row["ndcg10_change"] = round(row["ndcg10"] / n["ndcg10"] - 1.0, 4) if n["ndcg10"] else 0.0
+        row["gini_change"] = round(
+            row["creator_gini_all_creators"] / n["creator_gini_all_creators"] - 1.0, 4
+        )
+    out["ndcg10_change"] = d["ndcg10_change"]
+    out["gini_change"] = d["gini_change"]
     out["gini_change_exposed"] = round(
         d["creator_gini_exposed_creators"] / n["creator_gini_exposed_creators"] - 1.0, 4
     )
@@ -195,12 +203,12 @@ def latency(snap: LoadedSnapshot, params: FairnessParams, calls: int, seed: int)
     cases = []
     for u in rng.choice(snap.n_users, 50, replace=False).tolist():
         state = build_user_state(snap, snap.user_ids[u], [], [])
-        cands = retrieval.retrieve(snap, state, CANDIDATES)
-        scores = ranking.score(snap, state, cands.items)
-        cases.append((cands.items, scores.total))
+        # Ask for more: retrieval de-duplicates, and the benchmark wants exactly 500.
+        items = retrieval.retrieve(snap, state, 2 * CANDIDATES).items[:CANDIDATES]
+        cases.append((items, ranking.score(snap, state, items).total))
     tracker = fairness.ExposureTracker(params.exposure_window)
     n_cands = [c[0].size for c in cases]
-    stage_us, core_us = [], []
+    stage_us, core_us, core_cpu_us = [], [], []
     for j in range(calls + 200):
         items, total = cases[j % len(cases)]
         t0 = time.perf_counter_ns()
@@ -215,14 +223,17 @@ def latency(snap: LoadedSnapshot, params: FairnessParams, calls: int, seed: int)
     for j in range(calls + 200):
         i = j % len(cases)
         t0 = time.perf_counter_ns()
+        c0 = time.thread_time_ns()
         fairness.rerank(
             cases[i][1], creators[i], groups[i], ties[i], 50, params,
             group_names=snap.groups, target_share=snap.group_target_share,
             embeddings=emb[i], tracker=tracker, creator_key=snap.version,
         )  # fmt: skip
+        c1 = time.thread_time_ns()
         t1 = time.perf_counter_ns()
         if j >= 200:
             core_us.append((t1 - t0) / 1e3)
+            core_cpu_us.append((c1 - c0) / 1e3)
 
     def pct(v: list[float]) -> dict[str, float]:
         a = np.asarray(v)
@@ -236,8 +247,13 @@ def latency(snap: LoadedSnapshot, params: FairnessParams, calls: int, seed: int)
         "candidates_per_call_mean": round(float(np.mean(n_cands)), 1),
         "page": 50,
         "rerank_us": pct(core_us),
+        "rerank_thread_cpu_us": pct(core_cpu_us),
         "stage_us": pct(stage_us),
         "backend": "rust" if fairness._rust_select is not None else "python",
+        "policies": ", ".join(p.value for p in params.active()),
+        "cap": f"{params.max_per_creator} per "
+        + (f"{params.creator_window} positions" if params.creator_window else "page"),
+        "embedding_dim": int(snap.item_emb.shape[1]),
     }
 
 
@@ -280,7 +296,7 @@ def write_section(result: dict[str, Any], path: Path) -> None:
             f"{result['data']['users']:,} users, seed {result['data']['seed']}; the last 10% of "
             "interactions by time held out), snapshot built from the rest; "
             f"{q['users']:,} users, 500 candidates, pages of 20; the default policy "
-            f"({', '.join(result['params']['policies'])}) with one exposure tracker across the "
+            f"({', '.join(d['policies'])}) with one exposure tracker across the "
             "users, against the unconstrained page (policy NONE).",
             "",
             "| figure | NONE | default | target | met |",
@@ -316,21 +332,67 @@ def write_section(result: dict[str, Any], path: Path) -> None:
             f"{d['mean_intra_list_diversity']:.3f} | | |",
             "",
         ]
-    rl, st = lat["rerank_us"], lat["stage_us"]
+    if q:
+        lines += [
+            "The price of each policy (same users and candidates; exposure ratio = share / "
+            "target of the protected group; NDCG@10 change against NONE):",
+            "",
+            "| variant | protected exposure / target | DCG retained | NDCG@10 change | "
+            "Gini change | FA*IR pass rate | pages violating |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        prot = q["protected_groups"] or list(q["targets"])[-1:]
+        for name, row in q["variants"].items():
+            r = row["exposure_ratio_to_target"].get(prot[0], 0.0)
+            lines.append(
+                f"| {name} | {r:.3f} | {row['mean_dcg_retained']:.3f} | "
+                f"{row['ndcg10_change']:+.1%} | {row['gini_change']:+.1%} | "
+                f"{row['fair_test_pass_rate']:.3f} | {row['pages_violating_hard_constraints']} |"
+            )
+        lines.append("")
+    rl, st, cpu = lat["rerank_us"], lat["stage_us"], lat["rerank_thread_cpu_us"]
     lines += [
-        f"Latency: {lat['calls']:,} calls after 200 warm-up, 500 real candidates (mean "
-        f"{lat['candidates_per_call_mean']}) of 50 users cut to 50, every policy on "
-        "(creator cap 2 in 5, repeat decay, FA*IR floor, group shares, MMR over 64-d embeddings, "
-        f"amortised exposure, cold-start slot), the report included; fill in {lat['backend']}.",
+        f"Latency: {lat['calls']:,} calls after 200 warm-up; real candidates of 50 users "
+        f"({lat['candidates_per_call_min']}-500 per call, mean {lat['candidates_per_call_mean']}) "
+        f"cut to 50, every policy on ({lat['policies']}; creator cap {lat['cap']}, MMR over "
+        f"{lat['embedding_dim']}-d embeddings), the report included; fill in {lat['backend']}.",
         "",
         "| call | p50 | p90 | p99 | p99.9 | max | target |",
         "|---|---|---|---|---|---|---|",
         f"| `fairness.rerank` | {rl['p50']} µs | {rl['p90']} µs | {rl['p99']} µs | "
         f"{rl['p99.9']} µs | {rl['max']} µs | p99 < 1 ms: {'yes' if rl['p99'] < 1000 else 'no'} |",
+        f"| `fairness.rerank`, thread CPU time (excludes time the OS ran other work) | "
+        f"{cpu['p50']} µs | {cpu['p90']} µs | {cpu['p99']} µs | {cpu['p99.9']} µs | "
+        f"{cpu['max']} µs | |",
         f"| stage (`rerank_scores`: validation, tie-break ids, vectors, re-rank, report) | "
         f"{st['p50']} µs | {st['p90']} µs | {st['p99']} µs | {st['p99.9']} µs | {st['max']} µs | |",
         "",
     ]
+    if q:
+        v = q["variants"]
+        no_cap = v.get("default - creator_cap", {})
+        lines += [
+            "Notes and misses:",
+            "",
+            f"- DCG retained: {q['default']['mean_dcg_retained']:.3f} against 0.97. The "
+            "whole-page creator cap (2 items per creator, the service's existing contract) costs "
+            f"{no_cap.get('mean_dcg_retained', 0) - q['default']['mean_dcg_retained']:.3f} of it "
+            f"(the default without the cap keeps {no_cap.get('mean_dcg_retained', 0):.3f}); the "
+            "rest is amortised exposure lifting the new-creator group from "
+            f"{q['none']['exposure_ratio_to_target'].get(q['protected_groups'][0], 0):.2f} of "
+            "its target, which replaces higher-scored items on most pages; a lower price cap "
+            "trades exposure for DCG (rows 'max price'). Held-out NDCG@10 rises: the lifted "
+            "items are relevant to the users' held-out views.",
+            "- Creator-exposure Gini moves a few percent, not 20%: the candidate pools come "
+            "from retrieval, which concentrates on popular creators; the re-ranker exposes "
+            f"{q['default']['creators_exposed']} creators instead of "
+            f"{q['none']['creators_exposed']} but cannot show creators it is not given. "
+            "`creator_exposure_weight` (creator-level damping, off by default) trades held-out "
+            "NDCG for Gini.",
+            "- Latency: the thread CPU time shows the work (p99 under 1 ms); wall-clock tails on "
+            "this shared 2-core machine include time the OS gave to other jobs.",
+            "",
+        ]
     text = path.read_text() if path.exists() else "# Benchmarks\n"
     section = "\n".join(lines)
     start = text.find("## Fairness (make bench-fairness)")
@@ -350,7 +412,16 @@ def main() -> None:
     ap.add_argument("--calls", type=int, default=3_000)
     ap.add_argument("--seed", type=int, default=7)
     ap.add_argument("--no-write", action="store_true", help="print only; keep the files")
+    ap.add_argument(
+        "--section-only",
+        action="store_true",
+        help="rewrite the BENCHMARKS.md section from bench/results/fairness.json",
+    )
     args = ap.parse_args()
+    if args.section_only:
+        saved = json.loads((ROOT / "bench" / "results" / "fairness.json").read_text())
+        write_section(saved, ROOT / "BENCHMARKS.md")
+        return
     params = ServerConfig().fairness
     result: dict[str, Any] = {
         "params": _jsonable(params),

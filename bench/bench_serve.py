@@ -13,6 +13,7 @@ The catalogue and snapshot are cached under var/bench/ (delete it to rebuild).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -160,7 +161,9 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--items", type=int, default=1_000_000)
     p.add_argument("--users", type=int, default=100_000)
     p.add_argument("--rate", type=float, default=300)
@@ -175,14 +178,12 @@ def main() -> None:
         "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
         "catalogue": {"items": args.items, "users": args.users},
     }
-    try:
+    with contextlib.suppress(OSError, StopIteration):
         out["machine"]["cpu"] = next(
             line.split(":", 1)[1].strip()
             for line in Path("/proc/cpuinfo").read_text().splitlines()
             if line.startswith("model name")
         )
-    except (OSError, StopIteration):
-        pass
     root = ensure_snapshot(args.items, args.users)
     from server.index import snapshot
 
@@ -198,7 +199,15 @@ def main() -> None:
     ids = (snap_dir / "user_ids.txt").read_text().split("\n")[:-1]
     rng = np.random.default_rng(1)
     users.write_text("\n".join(rng.permutation(ids)[:50_000]) + "\n")
-    server_cmd = [sys.executable, "-m", "server.main", "--snapshots", str(root), "--log-level", "WARNING"]
+    server_cmd = [
+        sys.executable,
+        "-m",
+        "server.main",
+        "--snapshots",
+        str(root),
+        "--log-level",
+        "WARNING",
+    ]
 
     # One serving process: memory, open loop, closed loop.
     port = free_port()
@@ -236,7 +245,10 @@ def main() -> None:
     finally:
         empty.stop()
     out["response_bytes"] = len(sample)
-    real, floor = out["closed_loop_real"]["achieved_rate"], out["closed_loop_empty"]["achieved_rate"]
+    real, floor = (
+        out["closed_loop_real"]["achieved_rate"],
+        out["closed_loop_empty"]["achieved_rate"],
+    )
     out["throughput_ratio_vs_empty"] = real / floor if floor else None
 
     # Two serving processes on one port.
@@ -274,7 +286,9 @@ def _one_response(port: int, user: str) -> bytes:
     from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
 
     with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        resp = pb_grpc.RankingServiceStub(ch).Rank(pb.RankRequest(user_id=user, num_results=20), timeout=5)
+        resp = pb_grpc.RankingServiceStub(ch).Rank(
+            pb.RankRequest(user_id=user, num_results=20), timeout=5
+        )
     return bytes(resp.SerializeToString())
 
 
@@ -286,12 +300,14 @@ def write_markdown(r: dict[str, Any]) -> None:
         "",
         f"Command: `make bench-serve` (`bench/bench_serve.py`). Machine: {r['machine']['cpu']}, "
         f"{r['machine']['cores']} cores; client and server on the same machine. Catalogue: "
-        f"{r['catalogue']['items']:,} items, {r['catalogue']['users']:,} users (synthetic, seed 5); "
+        f"{r['catalogue']['items']:,} items, {r['catalogue']['users']:,} users "
+        "(synthetic, seed 5); "
         "500 candidates, 20 results, default fairness policy (creator cap).",
         "",
         "| measure | result | target |",
         "|---|---|---|",
-        f"| in-process pipeline p50 / p99 | {pl['p50_ms']:.2f} / {pl['p99_ms']:.2f} ms | < 2 / < 5 ms |",
+        f"| in-process pipeline p50 / p99 | {pl['p50_ms']:.2f} / {pl['p99_ms']:.2f} ms "
+        "| < 2 / < 5 ms |",
         "| stage p50: retrieval / ranking / re-ranking | "
         + " / ".join(f"{pl['stages_p50_ms'][s]:.2f}" for s in ("retrieval", "ranking", "reranking"))
         + " ms | |",
@@ -317,7 +333,11 @@ def write_markdown(r: dict[str, Any]) -> None:
     text = path.read_text() if path.exists() else "# Benchmarks\n\n"
     section = "\n".join(lines)
     pattern = re.compile(r"## Serving \(make bench-serve\).*?(?=\n## |\Z)", re.S)
-    text = pattern.sub(section.rstrip("\n"), text) if pattern.search(text) else text.rstrip("\n") + "\n\n" + section
+    text = (
+        pattern.sub(section.rstrip("\n"), text)
+        if pattern.search(text)
+        else text.rstrip("\n") + "\n\n" + section
+    )
     path.write_text(text)
 
 

@@ -343,6 +343,11 @@ def build_parser() -> argparse.ArgumentParser:
         )
         q.add_argument("--json", action="store_true", help="print the response as JSON")
         _connection_options(q, timeout=10.0)
+        mtls = q.add_argument_group("mutual TLS")
+        mtls.add_argument(
+            "--client-cert", type=Path, metavar="PEM", help="client certificate chain (implies TLS)"
+        )
+        mtls.add_argument("--client-key", type=Path, metavar="PEM", help="client private key")
 
     q = admin_sub.add_parser(
         "status",
@@ -827,12 +832,21 @@ def _admin_token(args: argparse.Namespace) -> str:
 
 
 def _admin_client(args: argparse.Namespace) -> AdminClient:
+    if (args.client_cert is None) != (args.client_key is None):
+        raise _UsageError("--client-cert and --client-key go together")
+    try:
+        chain = args.client_cert.read_bytes() if args.client_cert else None
+        key = args.client_key.read_bytes() if args.client_key else None
+    except OSError as exc:
+        raise _UsageError(f"cannot read the client certificate: {exc}") from exc
     return AdminClient(
         args.target,
         _admin_token(args),
         timeout=args.timeout,
         tls=args.tls,
         root_certificates=_read_ca(args),
+        client_certificate_chain=chain,
+        client_private_key=key,
     )
 
 

@@ -712,8 +712,12 @@ class AdminClient(_BaseClient):
     timeout : float, default 10.0
         Default per-call deadline in seconds (a single poll, not a whole rebuild).
     tls, root_certificates, keepalive_ms, max_retries, channel
-        As for :class:`RankingClient`. Only ``GetIndexStatus`` and ``GetOperation`` are
-        retried; ``RebuildIndex`` is never retried (it is not idempotent).
+        As for :class:`RankingClient`. Only the read-only calls (``GetIndexStatus``,
+        ``ListSnapshots``, ``GetOperation``, ``ListOperations``) are retried; ``RebuildIndex``
+        is never retried (it is not idempotent).
+    client_certificate_chain, client_private_key : bytes, optional
+        PEM client certificate and key for a server that requires mutual TLS (both or
+        neither; implies TLS, with ``root_certificates`` as the server's CA).
 
     Examples
     --------
@@ -734,9 +738,36 @@ class AdminClient(_BaseClient):
         keepalive_ms: int = 60_000,
         max_retries: int = 3,
         channel: grpc.Channel | None = None,
+        client_certificate_chain: bytes | None = None,
+        client_private_key: bytes | None = None,
     ) -> None:
         token = token if token is not None else admin_token_from_env()
         # Retries are configured per method: everything except RebuildIndex.
+        retry_services = (
+            OPERATIONS_SERVICE + "/GetOperation",
+            OPERATIONS_SERVICE + "/ListOperations",
+            ADMIN_SERVICE + "/GetIndexStatus",
+            ADMIN_SERVICE + "/ListSnapshots",
+            HEALTH_SERVICE,
+        )
+        owns = False
+        if channel is None and (client_certificate_chain or client_private_key):
+            if not (client_certificate_chain and client_private_key):
+                raise ValueError("mutual TLS needs both a client certificate chain and key")
+            resolved, multi = resolve_target(target)
+            credentials = grpc.ssl_channel_credentials(
+                root_certificates=root_certificates,
+                private_key=client_private_key,
+                certificate_chain=client_certificate_chain,
+            )
+            options = channel_options(
+                retry_services=retry_services,
+                max_retries=max_retries,
+                round_robin=multi,
+                keepalive_ms=keepalive_ms,
+            )
+            channel = grpc.secure_channel(resolved, credentials, options=options)
+            owns = True
         super().__init__(
             target,
             timeout=timeout,
@@ -745,15 +776,10 @@ class AdminClient(_BaseClient):
             root_certificates=root_certificates,
             keepalive_ms=keepalive_ms,
             max_retries=max_retries,
-            retry_services=(
-                OPERATIONS_SERVICE + "/GetOperation",
-                OPERATIONS_SERVICE + "/ListOperations",
-                ADMIN_SERVICE + "/GetIndexStatus",
-                ADMIN_SERVICE + "/ListSnapshots",
-                HEALTH_SERVICE,
-            ),
+            retry_services=retry_services,
             channel=channel,
         )
+        self._owns_channel = self._owns_channel or owns
         self._pb2, admin_grpc = _admin_modules()
         self._admin = admin_grpc.IndexAdminServiceStub(self.channel)
         self._operations = operations_pb2_grpc.OperationsStub(self.channel)

@@ -12,7 +12,7 @@ from typing import final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["KeywordMatrix", "__version__"]
+__all__ = ["KeywordMatrix", "__version__", "rerank_select"]
 
 __version__: str
 
@@ -113,3 +113,27 @@ class KeywordMatrix:
         Keeps terms with positive totals, the ``max_terms`` largest (ties: lower term id),
         L2-normalised; term ids ascending. Empty input gives empty arrays.
         """
+
+def rerank_select(
+    rel: NDArray[np.float64],
+    creator: NDArray[np.int64],
+    group: NDArray[np.int64],
+    rank: NDArray[np.int64],
+    emb: NDArray[np.float32],
+    dim: int,
+    k: int,
+    cap: int,
+    window: int,
+    mult: NDArray[np.float64],
+    lam: float,
+    need: NDArray[np.int32],
+    n_classes: int,
+    class_groups: NDArray[np.uint8],
+    cold: NDArray[np.uint8],
+    cold_pos: int,
+    floor_over_cap: bool,
+) -> tuple[NDArray[np.int64], int]:
+    """The fairness re-ranking fill (``rust_core/src/rerank.rs``; reference:
+    ``server/pipeline/fairness/select.py``). ``emb`` is ``n x dim`` row-major (``dim = 0``: no
+    MMR), ``need`` is ``(k + 1) x n_classes`` and ``class_groups`` ``n_classes x n_groups``, both
+    row-major. Returns (chosen candidate indices best first, flags: bit 1 = cold-start lift)."""

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from server.pipeline.types import DEFAULT_POLICIES, FairnessParams, Policy
+from server.pipeline.types import FairnessParams
 
 MAX_RESULTS = 1000
 MAX_CANDIDATES = 10_000
@@ -46,10 +46,8 @@ class ServerConfig:
     default_num_results: int = 20
     default_num_candidates: int = 500
     fairness: FairnessParams = field(
-        # The default policy (docs/FAIRNESS.md): every policy, in this order of precedence.
-        default_factory=lambda: FairnessParams(
-            policy=Policy.CREATOR_CAP, policies=DEFAULT_POLICIES, creator_window=5
-        )
+        # The default composition (Policy.DEFAULT; docs/FAIRNESS.md).
+        default_factory=FairnessParams
     )
     # Secrets are kept out of repr() so a logged config never shows them.
     admin_token: str | None = field(default=None, repr=False)

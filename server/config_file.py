@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import tomllib
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -24,10 +25,10 @@ class ConfigError(ValueError):
 def _coerce(key: str, value: Any, hint: Any) -> Any:
     origin = typing.get_origin(hint)
     args = typing.get_args(hint)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)) and type(None) in args:
+    if origin in (typing.Union, types.UnionType) and type(None) in args:
         if value is None:
             return None
-        inner = [a for a in args if a is not type(None)][0]
+        inner = next(a for a in args if a is not type(None))
         return _coerce(key, value, inner)
     if hint is Path:
         if not isinstance(value, str):
@@ -57,9 +58,13 @@ def _coerce(key: str, value: Any, hint: Any) -> Any:
         return _fairness(key, value)
     if origin is dict and args == (str, DataSource):
         try:
-            return {n: DataSource(Path(v["interactions"]), Path(v["items"])) for n, v in value.items()}
+            return {
+                n: DataSource(Path(v["interactions"]), Path(v["items"])) for n, v in value.items()
+            }
         except (KeyError, TypeError, AttributeError) as exc:
-            raise ConfigError(f"{key}: expected tables with interactions and items paths ({exc})") from exc
+            raise ConfigError(
+                f"{key}: expected tables with interactions and items paths ({exc})"
+            ) from exc
     raise ConfigError(f"{key}: this setting cannot be read from a file")
 
 

@@ -35,7 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
         "environment; clients send it as a bearer token. See docs/OPERATIONS.md.",
     )
     p.add_argument("--config", type=Path, help="TOML file of ServerConfig settings")
-    p.add_argument("--snapshots", type=Path, help="snapshot root directory (default: var/snapshots)")
+    p.add_argument(
+        "--snapshots", type=Path, help="snapshot root directory (default: var/snapshots)"
+    )
     p.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to bind, 0 for any free port (default: 50051)")
     p.add_argument("--workers", type=int, help="RPC handler threads per process (default: 8)")
@@ -97,9 +99,7 @@ def resolve_config(args: argparse.Namespace) -> ServerConfig:
     return cfg
 
 
-def serve(
-    cfg: ServerConfig, index: int = 0, ready: mp.synchronize.Event | None = None
-) -> int:
+def serve(cfg: ServerConfig, index: int = 0, ready: mp.synchronize.Event | None = None) -> int:
     """Run one serving process until SIGTERM/SIGINT, then drain and return."""
     from server.app import create_server
 

@@ -35,7 +35,10 @@ class Metrics:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "reelrank_requests", "RPCs handled, by method and status code", ["method", "code"], registry=r
+            "reelrank_requests",
+            "RPCs handled, by method and status code",
+            ["method", "code"],
+            registry=r,
         )
         self.latency = Histogram(
             "reelrank_request_latency_seconds", "RPC latency in the server", ["method"],

@@ -83,6 +83,10 @@ def test_status_requires_token(admin_app: Any) -> None:
 def test_rebuild_swaps_snapshot_and_rank_reports_it(admin_app: Any) -> None:
     app, data = admin_app
     old = app.store.current().version
+    ancient = ["20000101T000000Z", "20000102T000000Z"]
+    for v in ancient:
+        clone_snapshot(app.store.root, old, v)
+    app.config.keep_snapshots = 2
     ch, admin, ops = _stubs(app)
     with ch:
         op = admin.RebuildIndex(
@@ -109,6 +113,10 @@ def test_rebuild_swaps_snapshot_and_rank_reports_it(admin_app: Any) -> None:
         result = pb.RebuildIndexResponse()
         done.response.Unpack(result)
         assert result.activated and result.snapshot_version != old
+        # Retention: the newest two are kept (new + the previous one), the rest deleted.
+        assert sorted(result.pruned_versions) == ancient
+        assert app.store.versions() == [result.snapshot_version, old]
+        assert snapshot.read_active(app.store.root) == result.snapshot_version
         meta = pb.RebuildIndexMetadata()
         done.metadata.Unpack(meta)
         assert meta.stage == pb.REBUILD_STAGE_DONE and meta.progress_percent == 100.0
@@ -436,3 +444,32 @@ def test_siblings_follow_the_pinned_version(admin_app: Any) -> None:
         assert app.store.current().version == v2
     finally:
         stop.set()
+
+
+def test_rebuild_refused_by_quality_gate_keeps_serving(admin_app: Any) -> None:
+    app, data = admin_app
+    old = app.store.current().version
+    app.config.min_ann_recall = 1.01  # no snapshot can pass
+    ch, admin, ops = _stubs(app)
+    with ch:
+        op = admin.RebuildIndex(
+            pb.RebuildIndexRequest(
+                interactions_path=str(data / "interactions.csv"), items_path=str(data / "items.csv")
+            ),
+            metadata=AUTH,
+            timeout=10,
+        )
+        done = _wait(ops, op.name)
+        assert done.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+        assert "fails the quality gate (ANN recall@100" in done.error.message
+        assert "--force" in done.error.message
+        meta = pb.RebuildIndexMetadata()
+        done.metadata.Unpack(meta)
+        new = meta.snapshot_version
+        # Built and kept, not serving; a restart would keep serving the old one too.
+        assert app.store.versions()[0] == new and app.store.current().version == old
+        assert snapshot.read_active(app.store.root) == old
+        forced = admin.ActivateSnapshot(
+            pb.ActivateSnapshotRequest(version=new, force=True), metadata=AUTH, timeout=10
+        )
+        assert forced.snapshot_version == new

@@ -12,6 +12,7 @@ from typing import Any
 import grpc
 import pytest
 
+from client.cli import main as cli_main
 from server.api.reelrank.admin.v1 import index_admin_service_pb2 as pb
 from server.api.reelrank.admin.v1 import index_admin_service_pb2_grpc as pb_grpc
 from server.api.reelrank.v1 import ranking_service_pb2, ranking_service_pb2_grpc
@@ -202,7 +203,11 @@ def test_tls(built: dict[str, Any], pki: Path) -> None:
         app.stop(grace=0)
 
 
-def test_mutual_tls_requires_client_certificate(built: dict[str, Any], pki: Path) -> None:
+def test_mutual_tls_requires_client_certificate(
+    built: dict[str, Any], pki: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text(ADMIN)
     app = _tls_app(built, pki, mutual=True)
     try:
         ca = (pki / "ca.pem").read_bytes()
@@ -215,6 +220,13 @@ def test_mutual_tls_requires_client_certificate(built: dict[str, Any], pki: Path
         with pytest.raises(grpc.RpcError) as err:
             _status(app, grpc.ssl_channel_credentials(root_certificates=ca))
         assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+        base = ["admin", "status", "--target", f"localhost:{app.port}", "--ca-file"]
+        base += [str(pki / "ca.pem"), "--token-file", str(token_file)]
+        client = ["--client-cert", str(pki / "client.pem"), "--client-key", str(pki / "client.key")]
+        assert cli_main([*base, *client]) == 0
+        assert "snapshot version:" in capsys.readouterr().out
+        assert cli_main(base) == 1
+        assert "UNAVAILABLE" in capsys.readouterr().err
     finally:
         app.stop(grace=0)
 

@@ -33,7 +33,7 @@ def test_file_then_env(tmp_path: Path) -> None:
     [
         ("prot = 1\n", "unknown setting 'prot'"),
         ('port = "fifty"\n', "port: expected an integer"),
-        ("[fairness]\npolicy = \"fairest\"\n", "fairness.policy"),
+        ('[fairness]\npolicy = "fairest"\n', "fairness.policy"),
         ("[fairness]\ncap = 2\n", "fairness.cap: unknown setting"),
         ("port = \n", "not valid TOML"),
     ],

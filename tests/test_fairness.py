@@ -13,9 +13,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import stats
 
 from server.errors import InvalidArgument
 from server.pipeline import fairness
+from server.pipeline import types as fairness_types
 from server.pipeline.fairness import fair_stats
 from server.pipeline.fairness.report import cap_violated
 from server.pipeline.types import FairnessParams, Policy
@@ -55,8 +57,10 @@ pools = st.integers(1, 60).flatmap(
 
 
 def _is_subset_permutation(chosen: list[int], n: int, k: int) -> bool:
-    return len(chosen) == min(k, n) and len(set(chosen)) == len(chosen) and all(
-        0 <= i < n for i in chosen
+    return (
+        len(chosen) == min(k, n)
+        and len(set(chosen)) == len(chosen)
+        and all(0 <= i < n for i in chosen)
     )
 
 
@@ -164,7 +168,7 @@ def test_rust_and_python_pick_the_same_page(n, k, seed, cap, window, lam, decay,
     emb = np.zeros((n, 4), np.float32)
     emb[np.arange(n), rng.integers(0, 4, n)] = rng.choice([-1.0, 0.0, 1.0], n)
     params = FairnessParams(
-        policies=order, max_per_creator=cap, creator_window=window, diversity_lambda=lam,
+        policies=tuple(order), max_per_creator=cap, creator_window=window, diversity_lambda=lam,
         repeat_decay=decay, protected_groups=("new_creator",), cold_start_position=3,
         cold_start_min_relevance=0.2,
     )  # fmt: skip
@@ -277,8 +281,7 @@ def test_amortised_exposure_prices_rise_for_an_under_exposed_group() -> None:
 
 
 def test_fair_mtable_and_corrected_alpha() -> None:
-    table, a = fair_stats.mtable(50, 0.3, 0.1, adjust=False)
-    from scipy import stats
+    table, _ = fair_stats.mtable(50, 0.3, 0.1, adjust=False)
 
     for i in (1, 10, 25, 50):
         m = int(table[i])
@@ -343,3 +346,19 @@ def test_policies_compose_in_declared_order() -> None:
     assert [groups[i] for i in b.positions.tolist()].count(1) == 2
     assert [creators[i] for i in a.positions.tolist()].count(3) == 1
     assert "group_shares" in a.report.relaxed and "creator_cap" in b.report.relaxed
+
+
+def test_settings_from_a_config_file_are_normalised() -> None:
+    # A TOML file gives strings and lists; FairnessParams turns them into enums and tuples.
+    p = FairnessParams(
+        policy="exposure",  # type: ignore[arg-type]
+        policies=["creator_cap", "group_floor"],  # type: ignore[arg-type]
+        group_targets=[["new_creator", 0.25]],  # type: ignore[arg-type]
+        protected_groups=["new_creator"],  # type: ignore[arg-type]
+    )
+    assert p.active() == (P.CREATOR_CAP, P.GROUP_FLOOR)
+    assert p.group_targets == (("new_creator", 0.25),)
+    assert hash(p) == hash(dataclasses.replace(p))
+    assert FairnessParams().active() == fairness_types.DEFAULT_POLICIES
+    with pytest.raises(ValueError, match="not a valid Policy"):
+        FairnessParams(policies=["fastest"])  # type: ignore[arg-type]

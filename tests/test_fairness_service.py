@@ -30,7 +30,9 @@ def test_default_policy_reports_every_field(stub: pb_grpc.RankingServiceStub, ap
     snap = app.store.current()
     resp = stub.Rank(pb.RankRequest(user_id=snap.user_ids[3], num_results=20), timeout=10)
     r = resp.fairness_report
-    assert list(r.policies) == [convert.POLICY_TO_PROTO[p] for p in ServerConfig().fairness.active()]
+    assert list(r.policies) == [
+        convert.POLICY_TO_PROTO[p] for p in ServerConfig().fairness.active()
+    ]
     assert {g.group for g in r.groups} == set(snap.groups)
     assert sum(g.exposure_share for g in r.groups) == pytest.approx(1.0, abs=1e-5)
     assert all(0 <= g.window_exposure_share <= 1 for g in r.groups)
@@ -41,7 +43,7 @@ def test_default_policy_reports_every_field(stub: pb_grpc.RankingServiceStub, ap
     assert r.constraints_satisfied and not r.relaxed_constraints
     creators = [i.creator_id for i in resp.items]
     cfg = ServerConfig().fairness
-    w, cap = cfg.creator_window, cfg.max_per_creator
+    w, cap = cfg.creator_window or len(creators), cfg.max_per_creator
     windows = [creators[s : s + w] for s in range(max(1, len(creators) - w + 1))]
     assert all(max(win.count(c) for c in win) <= cap for win in windows)
 

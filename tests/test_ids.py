@@ -7,7 +7,6 @@ from hypothesis import strategies as st
 
 from server.index.ids import IdTable
 
-
 # Ids come from UTF-8 files: no lone surrogates. NUL is excluded too: fixed-width byte
 # arrays cannot hold a trailing NUL.
 TEXT = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")

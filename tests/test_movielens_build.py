@@ -79,3 +79,28 @@ def test_movielens_holdout_beats_popularity(tmp_path: Path) -> None:
         pop_hits += len(held & set(pop_page))
     print(f"leave-last-5-out hits@10: engine {hits}, most-popular {pop_hits}")
     assert hits > 1.3 * pop_hits, (hits, pop_hits)
+
+
+def test_reelrank_eval_beats_baselines_on_movielens(tmp_path: Path) -> None:
+    """`reelrank eval` end to end on one random 80/20 split (a user sample, to stay fast)."""
+    assert ML is not None
+    from server.eval.runner import evaluate
+
+    convert_movielens_100k(ML, tmp_path / "ml")
+    r = evaluate(
+        tmp_path / "ml/interactions.csv",
+        tmp_path / "ml/items.csv",
+        tmp_path / "eval",
+        seed=0,
+        max_users=400,
+        with_default_policy=False,
+    )
+    m = r["methods"]
+    print({k: (v["ndcg@10"], v["recall@10"]) for k, v in m.items()})
+    assert r["users"] == 400 and r["snapshot"]["collaborative"]["model"] == "ease"
+    assert m["reelrank"]["ndcg@10"] > m["item_knn"]["ndcg@10"] + 0.02
+    assert m["item_knn"]["ndcg@10"] > m["most_popular"]["ndcg@10"] + 0.1
+    assert m["reelrank"]["ndcg@10"] > 0.42 and m["reelrank"]["recall@10"] > 0.22
+    assert m["reelrank_creator_cap"]["ndcg@10"] > m["item_knn"]["ndcg@10"]
+    for key in ("precision@20", "map@20", "hit_rate@10", "coverage@10", "creator_gini@10"):
+        assert 0.0 <= m["reelrank"][key] <= 1.0

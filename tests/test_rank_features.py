@@ -74,7 +74,9 @@ def test_recent_likes_move_their_topic_up_in_the_same_page(
     assert any(tag.lower() in it.explanation.matched_keywords for it in after.items)
 
 
-def test_every_item_carries_stage_scores_and_sources(app: App, stub: pb_grpc.RankingServiceStub) -> None:
+def test_every_item_carries_stage_scores_and_sources(
+    app: App, stub: pb_grpc.RankingServiceStub
+) -> None:
     resp = stub.Rank(pb.RankRequest(user_id=app.store.current().user_ids[2]), timeout=10)
     assert resp.request_id
     assert {t.stage for t in resp.timings} == {"retrieval", "ranking", "reranking"}
@@ -120,10 +122,15 @@ def test_overrides_quotas_and_blend(app: App, stub: pb_grpc.RankingServiceStub) 
     ("overrides", "needle"),
     [
         (types_pb2.StageOverrides(blend_weights={"vibes": 1.0}), "unknown blend signal"),
-        (types_pb2.StageOverrides(quotas=types_pb2.RetrievalQuotas(ann=-1)), "overrides.quotas.ann"),
+        (
+            types_pb2.StageOverrides(quotas=types_pb2.RetrievalQuotas(ann=-1)),
+            "overrides.quotas.ann",
+        ),
     ],
 )
-def test_bad_overrides(stub: pb_grpc.RankingServiceStub, overrides: types_pb2.StageOverrides, needle: str) -> None:
+def test_bad_overrides(
+    stub: pb_grpc.RankingServiceStub, overrides: types_pb2.StageOverrides, needle: str
+) -> None:
     with pytest.raises(grpc.RpcError) as err:
         stub.Rank(pb.RankRequest(user_id="x", overrides=overrides), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
@@ -156,7 +163,9 @@ def test_ranking_stage_trims_candidates_to_the_budget(app: App) -> None:
     try:
         budget_mod.COSTS._est["ranking per 500 candidates"] = 0.5
         b = Budget(deadline=time.monotonic() + 0.1)
-        r = rank.rank(snap, snap.user_ids[1], [], [], 10, 500, FairnessParams(policy=Policy.NONE), budget=b)
+        r = rank.rank(
+            snap, snap.user_ids[1], [], [], 10, 500, FairnessParams(policy=Policy.NONE), budget=b
+        )
     finally:
         budget_mod.COSTS._est.clear()
         budget_mod.COSTS._est.update(saved)

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use _core::csr::KeywordMatrix;
 use _core::npy::map_npy;
-use _core::rows::Kernel;
+use _core::rows::RowSource;
 use _core::topk::topk_with_stats;
 
 #[repr(C)]
@@ -135,35 +135,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 )
             })
             .collect();
-        let budgets: Vec<u32> = std::env::var("BUDGETS")
-            .unwrap_or_else(|_| "250".into())
-            .split(',')
-            .map(|x| x.parse().unwrap())
-            .collect();
-        let mut times = vec![Vec::new(); budgets.len()];
-        let mut stats = vec![(0usize, 0usize); budgets.len()];
+        let mut times = Vec::new();
+        let mut last = (0, 0);
         for _round in 0..7 {
-            for (bi, &b) in budgets.iter().enumerate() {
-                _core::topk::BUDGET_X1000.store(b % 10000, std::sync::atomic::Ordering::Relaxed);
-                if b >= 10000 {
-                    _core::topk::AHEAD_X.store((b / 10000) as usize, std::sync::atomic::Ordering::Relaxed);
-                }
-                let c0 = cpu_ns();
-                for (t, w) in &qs {
-                    let (_, st) = topk_with_stats(&m, t, w, k, &[])?;
-                    stats[bi] = (st.postings_scanned, st.rescored);
-                }
-                times[bi].push((cpu_ns() - c0) as f64 / qs.len() as f64 / 1e6);
+            let c0 = cpu_ns();
+            for (t, w) in &qs {
+                let (_, st) = topk_with_stats(&m, t, w, k, &[])?;
+                last = (st.postings_scanned, st.rescored);
             }
+            times.push((cpu_ns() - c0) as f64 / qs.len() as f64 / 1e6);
         }
-        for (bi, &b) in budgets.iter().enumerate() {
-            println!(
-                "budget {b}: {:.3} ms cpu/query (q3: scanned {}, rescored {})",
-                median(times[bi].clone()),
-                stats[bi].0,
-                stats[bi].1
-            );
-        }
+        println!(
+            "topk: {:.3} ms cpu/query (q3: scanned {}, rescored {})",
+            median(times),
+            last.0,
+            last.1
+        );
         return Ok(());
     }
     if which == "scoreloop" {
@@ -199,6 +186,22 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 median(v)
             );
         }
+        for n in [50usize, 100, 250, 500, 1000] {
+            let c = &rnd[..n];
+            let mut v = Vec::new();
+            for _ in 0..30 {
+                let c0 = cpu_ns();
+                for _ in 0..100 {
+                    std::hint::black_box(m.score(&t, &w, c)?);
+                }
+                v.push((cpu_ns() - c0) as f64 / 100.0 / n as f64);
+            }
+            println!("rnd {n}: {:.1} ns per candidate", median(v));
+        }
+        let smaps = std::fs::read_to_string("/proc/self/smaps_rollup")?;
+        for l in smaps.lines().filter(|l| l.contains("AnonHuge")) {
+            println!("{l}");
+        }
         let mut qd = vec![0f32; m.n_terms()];
         for (&a, &b) in t.iter().zip(w.iter()) {
             qd[a as usize] = b;
@@ -217,21 +220,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 let c1 = cpu_ns();
                 for _ in 0..100 {
-                    _core::rows::dot_rows_with(Kernel::Scalar, rows, &qd, c, &mut out);
+                    _core::rows::dot_rows(rows, &qd, c, &mut out);
                     std::hint::black_box(&mut out);
                 }
                 let c2 = cpu_ns();
                 for _ in 0..100 {
-                    _core::rows::dot_rows_with(Kernel::Avx512, rows, &qd, c, &mut out);
+                    m.dot_many(&qd, c, &mut out);
                     std::hint::black_box(&mut out);
                 }
                 let c3 = cpu_ns();
+                v3.push((c3 - c2) as f64 / 100.0 / 1e3);
                 v1.push((c1 - c0) as f64 / 100.0 / 1e3);
                 v2.push((c2 - c1) as f64 / 100.0 / 1e3);
-                v3.push((c3 - c2) as f64 / 100.0 / 1e3);
             }
             println!(
-                "{name}: serial {:.2} us, scalar lanes {:.2} us, avx512 {:.2} us",
+                "{name}: one row at a time {:.2} us, lanes {:.2} us, packed lanes {:.2} us",
                 median(v1),
                 median(v2),
                 median(v3)

@@ -116,7 +116,7 @@ fn check(c: &Candidates<'_>, s: &Settings<'_>) -> Result<(usize, usize)> {
     let n_groups = if s.n_classes == 0 {
         0
     } else {
-        if s.class_groups.len() % s.n_classes != 0 {
+        if !s.class_groups.len().is_multiple_of(s.n_classes) {
             return Err(CoreError::invalid(
                 "class_groups is not n_classes x n_groups",
             ));
@@ -192,6 +192,12 @@ impl Fill<'_> {
         self.s.lam * self.c.rel[i] * self.s.mult[reps] - (1.0 - self.s.lam) * self.max_sim[i]
     }
 
+    /// An upper bound of `value(i)`: the similarity penalty of the items folded so far.
+    fn stale_value(&self, i: usize) -> f64 {
+        let reps = self.placed[self.creator[i]].len();
+        self.s.lam * self.c.rel[i] * self.s.mult[reps] - (1.0 - self.s.lam) * self.max_sim[i]
+    }
+
     fn allowed(&self, f: Filter, i: usize) -> bool {
         let placed = &self.placed[self.creator[i]];
         let m = placed.len();
@@ -214,9 +220,15 @@ impl Fill<'_> {
             if self.taken[i] || !self.allowed(f, i) {
                 continue;
             }
-            if let Some((_, bv)) = best {
+            if let Some((b, bv)) = best {
                 if self.bound[i] < bv {
                     break;
+                }
+                // The similarity folded so far only grows: skip the dot products when even
+                // the stale value cannot win.
+                let stale = self.stale_value(i);
+                if stale < bv || (stale == bv && self.c.rank[i] > self.c.rank[b]) {
+                    continue;
                 }
             }
             let v = self.value(i);

@@ -1,4 +1,4 @@
-//! Dot products of many CSR rows with one dense query (candidate scoring, top-k rescoring).
+//! Dot products of many rows with one dense query (candidate scoring, top-k rescoring).
 //!
 //! A row's sum is a serial chain of float additions (kept in stored order, so that scores are
 //! bit-identical to scipy's `X @ q`), and a loop over one row at a time also mispredicts its
@@ -7,66 +7,41 @@
 //! lane still adds its row's products in stored order; lanes past the end of their row add
 //! `+0.0`, which leaves a sum (always `>= +0.0`) unchanged, so results are bit-identical to the
 //! one-row-at-a-time loop. Rows are random accesses: a software pipeline prefetches the row
-//! offsets [`OFFSETS_AHEAD`] candidates ahead and every cache line of the rows [`ROWS_AHEAD`]
-//! candidates ahead. Pure Rust, no PyO3.
+//! offsets [`OFFSETS_AHEAD`] candidates ahead and the rows' cache lines [`ROWS_AHEAD`]
+//! candidates ahead.
+//!
+//! Rows come from a [`RowSource`]: the CSR arrays ([`Rows`]), or [`Packed`], a copy of the rows
+//! with 16-bit term ids stored next to their weights (6 bytes per non-zero in one contiguous
+//! block per row instead of 8 bytes in two arrays: ~4 cache lines per random row instead of
+//! ~6). Pure Rust, no PyO3.
 
 use crate::csr::prefetch;
+use crate::huge::HugeBuf;
 
-/// Rows scored side by side.
+/// Rows scored side by side (3 to 6 measured within noise of each other; 8 and 16 slower).
 pub const LANES: usize = 4;
 /// How many candidates ahead the row offsets are prefetched.
 pub const OFFSETS_AHEAD: usize = 24;
 /// How many candidates ahead the rows' cache lines are prefetched.
 pub const ROWS_AHEAD: usize = 12;
 
-/// A CSR matrix with term ids `< n_terms` (an invariant the kernels' unchecked reads rely on).
-#[derive(Clone, Copy)]
-pub struct Rows<'a> {
-    /// Row offsets, `n_rows + 1`, non-decreasing, ending at `indices.len()`.
-    pub indptr: &'a [i64],
-    /// Term ids.
-    pub indices: &'a [i32],
-    /// Values, same length as `indices`.
-    pub data: &'a [f32],
-    /// Number of terms: every term id is `< n_terms`.
-    pub n_terms: usize,
+/// A term id type (`u16`, or `i32` already checked to be `>= 0`).
+pub trait TermId: Copy {
+    /// The id as an index.
+    fn t(self) -> usize;
 }
 
-impl Rows<'_> {
+impl TermId for u16 {
     #[inline(always)]
-    pub(crate) fn span(&self, c: usize) -> (usize, usize) {
-        (self.indptr[c] as usize, self.indptr[c + 1] as usize)
+    fn t(self) -> usize {
+        usize::from(self)
     }
+}
 
+impl TermId for i32 {
     #[inline(always)]
-    fn prefetch_offsets(&self, c: usize) {
-        prefetch(self.indptr.as_ptr().wrapping_add(c));
-    }
-
-    #[inline(always)]
-    fn prefetch_row(&self, c: usize) {
-        let (a, b) = self.span(c);
-        let mut p = a;
-        while p < b {
-            prefetch(self.indices.as_ptr().wrapping_add(p));
-            prefetch(self.data.as_ptr().wrapping_add(p));
-            p += 16;
-        }
-        if b > a {
-            prefetch(self.indices.as_ptr().wrapping_add(b - 1));
-            prefetch(self.data.as_ptr().wrapping_add(b - 1));
-        }
-    }
-
-    /// Dot product of row `c` with `qd`, in stored order.
-    #[inline]
-    pub fn dot(&self, c: usize, qd: &[f32]) -> f32 {
-        let (a, b) = self.span(c);
-        let mut s = 0f32;
-        for (&t, &v) in self.indices[a..b].iter().zip(&self.data[a..b]) {
-            s += qd[t as usize] * v;
-        }
-        s
+    fn t(self) -> usize {
+        self as usize
     }
 }
 
@@ -90,70 +65,210 @@ impl RowId for i32 {
     }
 }
 
-/// Which group kernel [`dot_rows`] uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kernel {
-    /// Portable: [`LANES`] rows side by side in scalar (or compiler-vectorised) code.
-    Scalar,
-    /// AVX-512: 16 rows side by side, one vector lane per row, gathers for the reads.
-    Avx512,
-}
+/// Where rows come from. Invariant the kernels' unchecked reads rely on: every term id of
+/// every row is `< n_terms()`.
+pub trait RowSource: Copy {
+    /// The stored term id type.
+    type Term: TermId;
+    /// Term ids and weights of row `c` (same length, term ids ascending).
+    fn row(&self, c: usize) -> (&[Self::Term], &[f32]);
+    /// Hints the CPU to fetch the offsets of row `c`.
+    fn prefetch_offsets(&self, c: usize);
+    /// Hints the CPU to fetch row `c` (reads its offsets).
+    fn prefetch_row(&self, c: usize);
+    /// Upper bound of the term ids.
+    fn n_terms(&self) -> usize;
 
-impl Kernel {
-    /// The fastest kernel this CPU runs for `rows`.
-    pub fn best(rows: Rows<'_>) -> Self {
-        #[cfg(target_arch = "x86_64")]
-        if std::arch::is_x86_feature_detected!("avx512f") && avx512::fits(rows) {
-            return Self::Avx512;
+    /// Dot product of row `c` with `qd`, in stored order.
+    #[inline]
+    fn dot(&self, c: usize, qd: &[f32]) -> f32 {
+        let (idx, val) = self.row(c);
+        let mut s = 0f32;
+        for (&t, &v) in idx.iter().zip(val) {
+            s += qd[t.t()] * v;
         }
-        let _ = rows;
-        Self::Scalar
+        s
     }
 }
 
-/// `out[j] = rows.row(cands[j]) . qd` for all `j` (bit-identical to [`Rows::dot`]).
+/// A CSR matrix with term ids `< n_terms`.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    /// Row offsets, `n_rows + 1`, non-decreasing, ending at `indices.len()`.
+    pub indptr: &'a [i64],
+    /// Term ids.
+    pub indices: &'a [i32],
+    /// Values, same length as `indices`.
+    pub data: &'a [f32],
+    /// Number of terms: every term id is `< n_terms`.
+    pub n_terms: usize,
+}
+
+impl RowSource for Rows<'_> {
+    type Term = i32;
+
+    #[inline(always)]
+    fn row(&self, c: usize) -> (&[i32], &[f32]) {
+        let (a, b) = (self.indptr[c] as usize, self.indptr[c + 1] as usize);
+        (&self.indices[a..b], &self.data[a..b])
+    }
+
+    #[inline(always)]
+    fn prefetch_offsets(&self, c: usize) {
+        prefetch(self.indptr.as_ptr().wrapping_add(c));
+    }
+
+    /// Rows of up to ~32 non-zeros (the common case) are covered completely, longer ones partly.
+    #[inline(always)]
+    fn prefetch_row(&self, c: usize) {
+        let (a, b) = (self.indptr[c] as usize, self.indptr[c + 1] as usize);
+        if b > a {
+            for p in [a, (a + 16).min(b - 1), b - 1] {
+                prefetch(self.indices.as_ptr().wrapping_add(p));
+                prefetch(self.data.as_ptr().wrapping_add(p));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn n_terms(&self) -> usize {
+        self.n_terms
+    }
+}
+
+/// The rows re-laid out for random access: row `c` is the words `words[start[c]..start[c+1]]`,
+/// first its term ids as `u16` pairs (`ceil(len / 2)` words), then its weights as `f32` bits
+/// (`len` words). `len` follows from the word count (`w = len + ceil(len / 2)` is increasing).
+/// Needs `n_terms <= 65,536` and fewer than 2^32 words.
+pub struct Packed {
+    start: HugeBuf<u32>,
+    words: HugeBuf<u32>,
+    n_terms: usize,
+}
+
+impl Packed {
+    /// Packs a (validated) CSR matrix, or `None` when its ids or size do not fit.
+    pub fn build(rows: Rows<'_>) -> Option<Self> {
+        let n = rows.indptr.len().checked_sub(1)?;
+        if rows.n_terms > 1 << 16 {
+            return None;
+        }
+        let nnz = rows.indices.len();
+        let total = nnz
+            + rows
+                .indptr
+                .windows(2)
+                .map(|w| (w[1] - w[0]) as usize)
+                .map(|l| l.div_ceil(2))
+                .sum::<usize>();
+        if total > u32::MAX as usize {
+            return None;
+        }
+        let start = HugeBuf::from_fn(n + 1, |st| {
+            let mut w = 0usize;
+            for (c, s) in st.iter_mut().enumerate() {
+                *s = w as u32;
+                if c < n {
+                    let l = (rows.indptr[c + 1] - rows.indptr[c]) as usize;
+                    w += l + l.div_ceil(2);
+                }
+            }
+        });
+        let words = HugeBuf::from_fn(total, |out| {
+            let mut w = 0usize;
+            for c in 0..n {
+                let (idx, val) = rows.row(c);
+                for pair in idx.chunks(2) {
+                    let lo = pair[0] as u32;
+                    let hi = pair.get(1).map_or(0, |&t| t as u32);
+                    out[w] = lo | (hi << 16);
+                    w += 1;
+                }
+                for &v in val {
+                    out[w] = v.to_bits();
+                    w += 1;
+                }
+            }
+        });
+        Some(Self {
+            start,
+            words,
+            n_terms: rows.n_terms,
+        })
+    }
+
+    /// A copyable view for the kernels.
+    pub fn view(&self) -> PackedRows<'_> {
+        PackedRows {
+            start: &self.start,
+            words: &self.words,
+            n_terms: self.n_terms,
+        }
+    }
+}
+
+/// A borrowed [`Packed`].
+#[derive(Clone, Copy)]
+pub struct PackedRows<'a> {
+    start: &'a [u32],
+    words: &'a [u32],
+    n_terms: usize,
+}
+
+impl RowSource for PackedRows<'_> {
+    type Term = u16;
+
+    #[inline(always)]
+    fn row(&self, c: usize) -> (&[u16], &[f32]) {
+        let (a, b) = (self.start[c] as usize, self.start[c + 1] as usize);
+        let block = &self.words[a..b];
+        let len = 2 * block.len() / 3;
+        let (tw, vw) = block.split_at(len.div_ceil(2));
+        // SAFETY: `tw` holds `ceil(len / 2)` u32 words = at least `len` u16 values, and u32
+        // alignment satisfies u16; `vw` holds `len` words, and f32 has the size and alignment
+        // of u32 with every bit pattern valid. Both borrow `self.words`.
+        unsafe {
+            (
+                std::slice::from_raw_parts(tw.as_ptr().cast::<u16>(), len),
+                std::slice::from_raw_parts(vw.as_ptr().cast::<f32>(), len),
+            )
+        }
+    }
+
+    #[inline(always)]
+    fn prefetch_offsets(&self, c: usize) {
+        prefetch(self.start.as_ptr().wrapping_add(c));
+    }
+
+    /// Blocks of up to 48 words (rows of up to 32 non-zeros) are covered completely.
+    #[inline(always)]
+    fn prefetch_row(&self, c: usize) {
+        let (a, b) = (self.start[c] as usize, self.start[c + 1] as usize);
+        if b > a {
+            for p in [a, (a + 16).min(b - 1), (a + 32).min(b - 1), b - 1] {
+                prefetch(self.words.as_ptr().wrapping_add(p));
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn n_terms(&self) -> usize {
+        self.n_terms
+    }
+}
+
+/// `out[j] = row(cands[j]) . qd` for all `j` (bit-identical to [`RowSource::dot`]).
 ///
 /// Every candidate must be a row id (`< n_rows`); `qd` finite, at least `n_terms` long.
-pub fn dot_rows<C: RowId>(rows: Rows<'_>, qd: &[f32], cands: &[C], out: &mut [f32]) {
-    dot_rows_with(Kernel::best(rows), rows, qd, cands, out);
-}
-
-/// [`dot_rows`] with a chosen kernel (`Avx512` falls back to `Scalar` where unsupported).
-pub fn dot_rows_with<C: RowId>(
-    kernel: Kernel,
-    rows: Rows<'_>,
-    qd: &[f32],
-    cands: &[C],
-    out: &mut [f32],
-) {
-    #[cfg(target_arch = "x86_64")]
-    if kernel == Kernel::Avx512
-        && std::arch::is_x86_feature_detected!("avx512f")
-        && avx512::fits(rows)
-    {
-        return pipeline::<C, { avx512::L }>(rows, qd, cands, out, |g| {
-            // SAFETY: AVX-512F is available and `rows` fits 32-bit gather offsets (both checked
-            // just above); candidates are row ids and `qd` covers all term ids (caller's
-            // contract, checked again inside).
-            unsafe { avx512::dot_group(rows, qd, g) }
-        });
-    }
-    let _ = kernel;
-    pipeline::<C, LANES>(rows, qd, cands, out, |g| dot_group::<C, LANES>(rows, qd, g));
-}
-
-/// Runs `group` over the candidates `L` at a time with the prefetch pipeline; the last
-/// `< L` candidates use the one-row loop.
-#[inline(always)]
-fn pipeline<C: RowId, const L: usize>(
-    rows: Rows<'_>,
-    qd: &[f32],
-    cands: &[C],
-    out: &mut [f32],
-    group: impl Fn(&[C; L]) -> [f32; L],
-) {
+///
+/// (An AVX-512 variant with one vector lane per row and gathers for the reads was measured
+/// ~10-15 % slower than this scalar kernel on the benchmark machine, and was dropped.)
+pub fn dot_rows<S: RowSource, C: RowId>(rows: S, qd: &[f32], cands: &[C], out: &mut [f32]) {
     assert_eq!(cands.len(), out.len(), "one output per candidate");
-    assert!(qd.len() >= rows.n_terms, "dense query shorter than n_terms");
+    assert!(
+        qd.len() >= rows.n_terms(),
+        "dense query shorter than n_terms"
+    );
     let n = cands.len();
     for &c in cands.iter().take(OFFSETS_AHEAD) {
         rows.prefetch_offsets(c.idx());
@@ -162,116 +277,69 @@ fn pipeline<C: RowId, const L: usize>(
         rows.prefetch_row(c.idx());
     }
     let mut j = 0;
-    while j + L <= n {
-        for &c in cands.iter().skip(j + OFFSETS_AHEAD).take(L) {
+    while j + LANES <= n {
+        for &c in cands.iter().skip(j + OFFSETS_AHEAD).take(LANES) {
             rows.prefetch_offsets(c.idx());
         }
-        for &c in cands.iter().skip(j + ROWS_AHEAD).take(L) {
+        for &c in cands.iter().skip(j + ROWS_AHEAD).take(LANES) {
             rows.prefetch_row(c.idx());
         }
-        let g: &[C; L] = cands[j..j + L].try_into().expect("L candidates");
-        out[j..j + L].copy_from_slice(&group(g));
-        j += L;
+        let g: &[C; LANES] = cands[j..j + LANES].try_into().expect("LANES candidates");
+        out[j..j + LANES].copy_from_slice(&dot_group(&rows, qd, g));
+        j += LANES;
     }
     for (o, &c) in out[j..].iter_mut().zip(&cands[j..]) {
         *o = rows.dot(c.idx(), qd);
     }
 }
 
-#[cfg(target_arch = "x86_64")]
-mod avx512 {
-    use std::arch::x86_64::*;
-
-    use super::{RowId, Rows};
-
-    /// Rows per group: one 32-bit lane each.
-    pub const L: usize = 16;
-
-    /// Whether all positions and term ids fit the gathers' signed 32-bit offsets.
-    pub fn fits(rows: Rows<'_>) -> bool {
-        rows.indices.len() <= i32::MAX as usize && rows.n_terms <= i32::MAX as usize
-    }
-
-    /// The dot products of 16 rows; lane `r` adds row `r`'s products in stored order, and
-    /// lanes past their row's end add `0.0 * 0.0 = +0.0` (masked gathers return 0).
-    ///
-    /// # Safety
-    /// The CPU must support AVX-512F and `fits(rows)` must hold.
-    #[target_feature(enable = "avx512f")]
-    pub unsafe fn dot_group<C: RowId>(rows: Rows<'_>, qd: &[f32], group: &[C; L]) -> [f32; L] {
-        let mut start = [0i32; L];
-        let mut len = [0i32; L];
-        let mut long = 0usize;
-        for r in 0..L {
-            let (a, b) = rows.span(group[r].idx());
-            // `span` bounds-checked the offsets; `b <= nnz <= i32::MAX` by `fits`.
-            assert!(b <= rows.indices.len() && b <= rows.data.len());
-            start[r] = a as i32;
-            len[r] = (b - a) as i32;
-            long = long.max(b - a);
-        }
-        assert!(qd.len() >= rows.n_terms);
-        // SAFETY (all intrinsics below): AVX-512F is enabled by the caller's contract. Gathers
-        // only read lanes whose mask bit is set: positions `start[r] + p < start[r] + len[r]
-        // <= len(indices) == len(data)`, and term ids `< n_terms <= len(qd)` (CSR invariant).
-        unsafe {
-            let vstart = _mm512_loadu_si512(start.as_ptr().cast());
-            let vlen = _mm512_loadu_si512(len.as_ptr().cast());
-            let zi = _mm512_setzero_si512();
-            let zf = _mm512_setzero_ps();
-            let mut s = _mm512_setzero_ps();
-            for p in 0..long as i32 {
-                let vp = _mm512_set1_epi32(p);
-                let m = _mm512_cmplt_epi32_mask(vp, vlen);
-                let pos = _mm512_add_epi32(vstart, vp);
-                let t = _mm512_mask_i32gather_epi32::<4>(zi, m, pos, rows.indices.as_ptr());
-                let x = _mm512_mask_i32gather_ps::<4>(zf, m, pos, rows.data.as_ptr());
-                let q = _mm512_mask_i32gather_ps::<4>(zf, m, t, qd.as_ptr());
-                s = _mm512_add_ps(s, _mm512_mul_ps(q, x));
-            }
-            let mut out = [0f32; L];
-            _mm512_storeu_ps(out.as_mut_ptr(), s);
-            out
-        }
-    }
-}
-
-/// The dot products of `L` rows, walked side by side.
+/// The dot products of [`LANES`] rows, walked side by side.
 #[inline(always)]
-fn dot_group<C: RowId, const L: usize>(rows: Rows<'_>, qd: &[f32], group: &[C; L]) -> [f32; L] {
-    let mut idx: [&[i32]; L] = [&[]; L];
-    let mut val: [&[f32]; L] = [&[]; L];
-    for r in 0..L {
-        let (a, b) = rows.span(group[r].idx());
-        idx[r] = &rows.indices[a..b];
-        val[r] = &rows.data[a..b];
+fn dot_group<S: RowSource, C: RowId>(rows: &S, qd: &[f32], group: &[C; LANES]) -> [f32; LANES] {
+    let mut idx: [&[S::Term]; LANES] = [&[]; LANES];
+    let mut val: [&[f32]; LANES] = [&[]; LANES];
+    for r in 0..LANES {
+        (idx[r], val[r]) = rows.row(group[r].idx());
     }
     let short = idx.iter().map(|x| x.len()).min().unwrap_or(0);
     let long = idx.iter().map(|x| x.len()).max().unwrap_or(0);
-    // Term ids are `< n_terms <= qd.len()` (checked when the matrix was built or opened).
-    let q = &qd[..rows.n_terms];
-    let mut s = [0f32; L];
+    // Term ids are `< n_terms <= qd.len()` (the `RowSource` invariant, asserted by the caller).
+    let q = &qd[..rows.n_terms()];
+    let mut s = [0f32; LANES];
     for p in 0..short {
-        for r in 0..L {
+        for r in 0..LANES {
             // SAFETY: `p < short <= idx[r].len() == val[r].len()`; term ids are `< q.len()`.
             unsafe {
-                let t = *idx[r].get_unchecked(p) as usize;
+                let t = idx[r].get_unchecked(p).t();
                 s[r] += *q.get_unchecked(t) * *val[r].get_unchecked(p);
             }
         }
     }
-    // Unequal lengths: lanes past their end read their row's first entry (or a dummy for an
-    // empty row) and add `qd[t] * 0.0 = +0.0`.
+    if long == short {
+        return s;
+    }
+    // Unequal lengths: a lane past its row's end re-reads the row's last entry (or entry 0 of
+    // a non-empty row of the group, for an empty row) and adds `qd[t] * 0.0 = +0.0`, which
+    // leaves its sum unchanged.
+    let mut len = [0usize; LANES];
+    let full = idx.iter().position(|x| !x.is_empty()).unwrap_or(0);
+    for r in 0..LANES {
+        len[r] = idx[r].len();
+        if len[r] == 0 {
+            (idx[r], val[r]) = (&idx[full][..1], &val[full][..1]);
+        }
+    }
     for p in short..long {
-        for r in 0..L {
-            let live = p < idx[r].len();
-            let k = if live { p } else { 0 };
-            let (t, x) = match (idx[r].get(k), val[r].get(k)) {
-                (Some(&t), Some(&x)) => (t as usize, x),
-                _ => (0, 0.0),
-            };
-            let v = if live { x } else { 0.0 };
-            s[r] += q[t] * v;
+        for r in 0..LANES {
+            let k = p.min(idx[r].len() - 1);
+            // SAFETY: `k < idx[r].len() == val[r].len()` (all non-empty now); term ids are
+            // `< q.len()`.
+            unsafe {
+                let t = idx[r].get_unchecked(k).t();
+                let x = *val[r].get_unchecked(k);
+                let v = if p < len[r] { x } else { 0.0 };
+                s[r] += *q.get_unchecked(t) * v;
+            }
         }
     }
     s
@@ -280,6 +348,12 @@ fn dot_group<C: RowId, const L: usize>(rows: Rows<'_>, qd: &[f32], group: &[C; L
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn out_csr<S: RowSource>(rows: S, qd: &[f32], cands: &[u32]) -> Vec<f32> {
+        let mut out = vec![f32::NAN; cands.len()];
+        dot_rows(rows, qd, cands, &mut out);
+        out
+    }
 
     #[test]
     fn lanes_match_the_serial_loop_bit_for_bit() {
@@ -320,13 +394,17 @@ mod tests {
             .collect();
         let cands: Vec<u32> = (0..200u32).map(|i| (i * 17 + 3) % 41).collect();
         for n in [0usize, 1, 7, 8, 9, 16, 63, 200] {
-            for kernel in [Kernel::Scalar, Kernel::Avx512, Kernel::best(rows)] {
-                let mut out = vec![f32::NAN; n];
-                dot_rows_with(kernel, rows, &qd, &cands[..n], &mut out);
-                for (o, &c) in out.iter().zip(&cands) {
-                    let want = rows.dot(c as usize, &qd);
-                    assert_eq!(o.to_bits(), want.to_bits(), "{kernel:?} row {c}");
-                }
+            let packed = Packed::build(rows).unwrap();
+            for (o, &c) in out_csr(rows, &qd, &cands[..n]).iter().zip(&cands) {
+                assert_eq!(o.to_bits(), rows.dot(c as usize, &qd).to_bits(), "row {c}");
+            }
+            for (o, &c) in out_csr(packed.view(), &qd, &cands[..n]).iter().zip(&cands) {
+                assert_eq!(
+                    o.to_bits(),
+                    rows.dot(c as usize, &qd).to_bits(),
+                    "packed row {c}"
+                );
+                assert_eq!(packed.view().row(c as usize).1, rows.row(c as usize).1);
             }
         }
     }

@@ -15,7 +15,6 @@ use rayon::prelude::*;
 
 use crate::csr::{check_indptr, prefetch, KeywordMatrix, TILE, TILE_SHIFT};
 use crate::error::{CoreError, Result};
-use crate::rows::dot_rows;
 use crate::scratch::{with_scratch, Scratch};
 
 /// Most threads a batch call may ask for.
@@ -266,8 +265,6 @@ const SLACK: f32 = 1e-4;
 /// Share of the current k-th best score that the skipped ("non-essential") lists of a tile may
 /// add at most. Larger skips more postings but leaves more candidates to rescore from rows.
 const BUDGET: f32 = 0.25;
-#[doc(hidden)]
-pub static BUDGET_X1000: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(250);
 
 /// One query term in the dense path.
 struct DTerm<'a> {
@@ -279,7 +276,7 @@ struct DTerm<'a> {
     ws: &'a [f32],
 }
 
-/// Many postings: walk the items tile by tile ([`TILE`] ids) with a dense, L2-resident
+/// Many postings: walk the items tile by tile ([`TILE`] ids) with a dense, cache-resident
 /// accumulator, using the tiled postings (16-bit ids, no bounds checks in the inner loop).
 ///
 /// MaxScore per tile: once k items are known, the current k-th best score `floor` is a lower
@@ -327,8 +324,13 @@ fn dense(
         qd[t as usize] = w;
     }
     let mut best = Best::new(k);
-    // (len / bound, index) of the terms present in a tile; which are skipped in this tile.
-    let mut order: Vec<(f32, usize)> = Vec::with_capacity(terms.len());
+    // Candidates for skipping, most postings per unit of score bound first (whole lists; the
+    // order is only a heuristic, the per-tile bounds decide).
+    let mut order: Vec<usize> = (0..terms.len()).collect();
+    let ratio =
+        |d: &DTerm<'_>| d.ws.len() as f32 / (d.w * m.term_max(d.term)).max(f32::MIN_POSITIVE);
+    order.sort_unstable_by(|&a, &b| ratio(&terms[b]).total_cmp(&ratio(&terms[a])));
+    // Which lists are skipped in the current tile.
     let mut skip = vec![false; terms.len()];
     let mut cands: Vec<u32> = Vec::new();
     let mut work: Vec<Segment<'_>> = Vec::with_capacity(terms.len());
@@ -342,21 +344,13 @@ fn dense(
         let mut ub_skip = 0f32;
         skip.fill(false);
         if theta > 0.0 {
-            order.clear();
-            for (j, d) in terms.iter().enumerate() {
-                let l = d.seg[b + 1] - d.seg[b];
-                if l > 0 {
-                    let ub = d.w * tiles.bmax[d.term * nt + b];
-                    order.push((l as f32 / ub.max(f32::MIN_POSITIVE), j));
-                }
-            }
-            order.sort_unstable_by(|a, b| b.0.total_cmp(&a.0));
-            for &(_, j) in &order {
+            for &j in &order {
                 let d = &terms[j];
+                if d.seg[b + 1] == d.seg[b] {
+                    continue;
+                }
                 let ub = d.w * tiles.bmax[d.term * nt + b];
-                let budget =
-                    BUDGET_X1000.load(std::sync::atomic::Ordering::Relaxed) as f32 / 1000.0;
-                if ub_skip + ub > budget * theta {
+                if ub_skip + ub > BUDGET * theta {
                     break;
                 }
                 ub_skip += ub;
@@ -375,7 +369,7 @@ fn dense(
             }
         }
         let mut ahead = Ahead::new(&work);
-        for _ in 0..AHEAD_X.load(std::sync::atomic::Ordering::Relaxed) / 16 {
+        for _ in 0..STREAM_AHEAD / 16 {
             ahead.advance(16);
         }
         for &(lo, ws, w) in &work {
@@ -416,7 +410,7 @@ fn dense(
             }
             st.rescored += cands.len();
             rescored.resize(cands.len(), 0.0);
-            dot_rows(m.rows(), qd, &cands, &mut rescored);
+            m.dot_many(qd, &cands, &mut rescored);
             for (&i, &sc) in cands.iter().zip(&rescored) {
                 if sc > 0.0 {
                     best.push(sc, i);
@@ -433,7 +427,7 @@ fn dense(
     best.finish()
 }
 
-/// `tile[id] += w * x` over one list segment. Ids are `u16` and the tile holds 2^16 entries, so
+/// `tile[id] += w * x` over one list segment. Ids are masked to the tile's [`TILE`] entries, so
 /// no bounds check is needed.
 #[inline]
 fn scatter(tile: &mut [f32; TILE], lo: &[u16], ws: &[f32], w: f32) {
@@ -447,8 +441,6 @@ type Segment<'a> = (&'a [u16], &'a [f32], f32);
 
 /// How many postings ahead of the scatter the prefetch cursor runs.
 const STREAM_AHEAD: usize = 512;
-#[doc(hidden)]
-pub static AHEAD_X: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(STREAM_AHEAD);
 
 /// A prefetch cursor over a sequence of segments (see `dense`).
 struct Ahead<'s, 'a> {
@@ -706,7 +698,8 @@ mod tests {
         let m = random_matrix(3 * TILE + 123, 300, 11);
         let t: Vec<i32> = (0..300).step_by(3).collect();
         let w: Vec<f32> = t.iter().map(|&x| 0.05 + (x % 7) as f32 * 0.1).collect();
-        let ex: Vec<i32> = (0..50).map(|i| i * 3001).collect();
+        let n = m.n_items() as i32;
+        let ex: Vec<i32> = (0..50).map(|i| i * (n / 50)).collect();
         let mut pruned = false;
         for k in [1usize, 10, 100] {
             let (got, st) = topk_with_stats(&m, &t, &w, k, &ex).unwrap();

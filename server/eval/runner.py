@@ -10,6 +10,7 @@ by the same metric code.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -109,8 +110,10 @@ def in_process_rankers(
 
     snap = open_snapshot(snapshot_dir)
     default = ServerConfig().fairness
-    off = FairnessParams(policy=Policy.NONE)
-    cap = FairnessParams(policy=Policy.CREATOR_CAP)
+    # As the Rank handler resolves a request naming only a policy (services/convert.py):
+    # the named policy replaces the composition, the other settings stay the server's.
+    off = dataclasses.replace(default, policy=Policy.NONE, policies=())
+    cap = dataclasses.replace(default, policy=Policy.CREATOR_CAP, policies=())
 
     def make(params: FairnessParams) -> RankFn:
         def fn(user: str, k: int) -> list[str]:

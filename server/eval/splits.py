@@ -53,8 +53,8 @@ def held_out_pairs(
     """Which pairs are held out. `user`, `positive`, `last_ts` are per pair.
 
     random: per user, a seeded shuffle of the positive pairs, the first
-    ``round(test_ratio · n)`` held out; last: each user's latest positive pair (ties: the
-    larger pair index), for users with at least two positive pairs.
+    ``round(test_ratio · n)`` held out; last: each user's latest positive pair (ties broken
+    by the seeded shuffle), for users with at least two positive pairs.
     """
     if kind not in KINDS:
         raise ValueError(f"split kind must be one of {KINDS}, got {kind!r}")
@@ -65,12 +65,15 @@ def held_out_pairs(
         return out
     u = user[idx]
     counts = np.bincount(u, minlength=int(user.max()) + 1)
+    key = np.random.default_rng(seed).random(idx.size)
     if kind == "random":
-        key = np.random.default_rng(seed).random(idx.size)
         order = np.lexsort((key, u))
         n_test = np.round(test_ratio * counts).astype(np.int64)
     else:
-        order = np.lexsort((-idx, -last_ts[idx], u))
+        # Ties at the latest timestamp are common (MovieLens users rate in bursts within one
+        # second) and broken by the seeded key: any fixed order (say, by item id) would tie
+        # the held-out item to the id assignment and bias every method's score.
+        order = np.lexsort((key, -last_ts[idx], u))
         n_test = (counts >= 2).astype(np.int64)
     su = u[order]
     start = np.searchsorted(su, su, side="left")

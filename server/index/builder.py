@@ -48,7 +48,9 @@ class BuildConfig:
     # Collaborative models (server/index/collab.py): EASE up to `ease_max_items` items (dense
     # items x items: ~0.8 GB per float64 copy at 10,000), truncated SVD above.
     ease_max_items: int = 10_000
-    ease_lambda: float = 350.0
+    # None: chosen from `ease_lambda_grid` by validation NDCG@10 (see `_fit_ease_lambda`).
+    ease_lambda: float | None = None
+    ease_lambda_grid: tuple[float, ...] = (50.0, 150.0, 400.0, 1000.0)
     ease_dim: int = 128
     knn_neighbors: int = 50
     knn_shrink: float = 0.0
@@ -130,8 +132,15 @@ def _positive(signed: sp.csr_matrix) -> sp.csr_matrix:
     return positive
 
 
+DEFAULT_EASE_LAMBDA = 400.0
+
+
 def _fit_collab(
-    signed: sp.csr_matrix, cfg: BuildConfig, timings: dict[str, float], prefix: str = ""
+    signed: sp.csr_matrix,
+    cfg: BuildConfig,
+    timings: dict[str, float],
+    prefix: str = "",
+    ease_lambda: float = DEFAULT_EASE_LAMBDA,
 ) -> _Collab:
     """Collaborative factors (EASE or SVD by catalogue size) and ItemKNN neighbours."""
     t = time.perf_counter()
@@ -141,7 +150,7 @@ def _fit_collab(
         _positive(signed),
         dim=cfg.embedding_dim,
         ease_dim=cfg.ease_dim,
-        ease_lambda=cfg.ease_lambda,
+        ease_lambda=ease_lambda,
         ease_max_items=cfg.ease_max_items,
         seed=cfg.seed,
     )
@@ -158,6 +167,27 @@ def _fit_collab(
     return _Collab(factors, knn)
 
 
+def _fit_ease_lambda(
+    train_signed: sp.csr_matrix,
+    seen: sp.csr_matrix,
+    hold: sp.csr_matrix,
+    users: NDArray[np.int64],
+    grid: tuple[float, ...],
+) -> tuple[float, dict[str, float]]:
+    """The EASE regularisation with the best validation NDCG@10 (full ranking of exact scores)."""
+    x = collab.binary_matrix(train_signed)
+    xu = x[users].toarray().astype(np.float64)
+    excluded = seen[users].toarray() > 0
+    relevant = hold[users].toarray() > 0
+    n_rel = relevant.sum(axis=1).astype(np.int64)
+    scores: dict[str, float] = {}
+    for lam in grid:
+        s = (xu @ collab.ease_weights(x, lam)).astype(np.float32)
+        scores[str(lam)] = round(blend.ndcg_at_k(s, relevant, ~excluded, n_rel), 5)
+    best = max(grid, key=lambda lam: (scores[str(lam)], -lam))
+    return float(best), scores
+
+
 def _fit_blend(
     signed: sp.csr_matrix,
     popw: sp.csr_matrix,
@@ -166,24 +196,27 @@ def _fit_blend(
     freshness: NDArray[np.float32],
     cfg: BuildConfig,
     timings: dict[str, float],
-) -> tuple[dict[str, float], dict[str, Any], _Collab | None]:
+) -> tuple[dict[str, float], dict[str, Any], _Collab | None, float]:
     """Blend weights fitted on held-out interactions of a sample of users (see blend.py).
 
     Small catalogues (EASE) refit the collaborative models on all data afterwards. Large ones
     (SVD) serve the validation fit itself: the held-out pairs are a tiny share of the data
     (at most `blend_val_users` users), and the validation users' factor rows are recomputed
     from their full history by fold-in, which is exact for these models. The third value is
-    that reusable fit, or None.
+    that reusable fit, or None; the fourth the EASE regularisation (fitted when
+    `cfg.ease_lambda` is None and the catalogue gets EASE).
     """
+    lam = cfg.ease_lambda if cfg.ease_lambda is not None else DEFAULT_EASE_LAMBDA
     if cfg.blend_weights is not None:
-        return dict(cfg.blend_weights), {"fitted": False}, None
+        return dict(cfg.blend_weights), {"fitted": False}, None, lam
     t0 = time.perf_counter()
     rng = np.random.default_rng(cfg.seed + 1)
     binary = collab.binary_matrix(signed)
     n_pos = np.diff(binary.indptr)
     eligible = np.flatnonzero(n_pos >= cfg.blend_min_user_items)
     if eligible.size == 0:
-        return {"embedding": 1.0}, {"fitted": False, "reason": "no user with enough items"}, None
+        reason = {"fitted": False, "reason": "no user with enough items"}
+        return {"embedding": 1.0}, reason, None, lam
     users = np.sort(
         rng.choice(eligible, size=min(eligible.size, cfg.blend_val_users), replace=False)
     )
@@ -206,7 +239,16 @@ def _fit_blend(
         return out
 
     train_signed = without(signed)
-    fit = _fit_collab(train_signed, cfg, timings, prefix="val_")
+    lambda_report: dict[str, Any] = {}
+    ease = collab.choose_model(signed.shape[1], cfg.ease_max_items) == "ease"
+    if ease and cfg.ease_lambda is None and cfg.ease_lambda_grid:
+        t = time.perf_counter()
+        lam, by_lambda = _fit_ease_lambda(
+            train_signed, without(seen), hold, users, cfg.ease_lambda_grid
+        )
+        lambda_report = {"ease_lambda": lam, "val_ndcg_at_10_by_ease_lambda": by_lambda}
+        timings["val_ease_lambda"] = round(time.perf_counter() - t, 3)
+    fit = _fit_collab(train_signed, cfg, timings, prefix="val_", ease_lambda=lam)
     t = time.perf_counter()
     val_profiles = _profiles(train_signed[users], kw, cfg)
     del train_signed
@@ -219,14 +261,15 @@ def _fit_blend(
     report["fitted"] = True
     report["seconds"] = round(time.perf_counter() - t0, 3)
     report["holdout"] = cfg.blend_holdout
+    report.update(lambda_report)
     reuse = fit.factors.kind == "svd"
     report["models_refit"] = not reuse
     if not reuse:
-        return weights, report, None
+        return weights, report, None, lam
     # Serve the validation fit: put back the held-out history of the validation users.
     rows = _positive(signed[users])
     fit.factors.users[users] = np.asarray(rows @ fit.factors.item_query, dtype=np.float32)
-    return weights, report, fit
+    return weights, report, fit, lam
 
 
 def _validation_features(
@@ -394,7 +437,9 @@ def _build(
     freshness = np.exp(-age_days / cfg.freshness_days).astype(np.float32)
 
     _stage(progress, "validation", 20)
-    blend_weights, blend_report, fit = _fit_blend(signed, popw, seen, kw, freshness, cfg, timings)
+    blend_weights, blend_report, fit, ease_lambda = _fit_blend(
+        signed, popw, seen, kw, freshness, cfg, timings
+    )
     t = time.perf_counter()
 
     _stage(progress, "profiles", 40)
@@ -403,7 +448,7 @@ def _build(
 
     _stage(progress, "models", 45)
     if fit is None:
-        fit = _fit_collab(signed, cfg, timings)
+        fit = _fit_collab(signed, cfg, timings, ease_lambda=ease_lambda)
     emb, knn = fit.factors, fit.knn
     popularity = np.asarray(popw.sum(axis=0), dtype=np.float64).ravel()
     del fit
@@ -501,6 +546,7 @@ def _build(
             "blend_fit": blend_report,
             "collaborative": {
                 "model": emb.kind,
+                "ease_lambda": ease_lambda if emb.kind == "ease" else None,
                 "dim": int(emb.items.shape[1]),
                 "item_knn_nnz": int(knn.nnz),
             },

@@ -58,7 +58,9 @@ class Budget:
         left = self.left()
         if left - RESERVE_S >= need:
             return True
-        self.degradations.append((stage, f"skipped {step}: {max(left, 0) * 1e3:.1f} ms left, needs ~{need * 1e3:.1f} ms"))
+        self.degradations.append(
+            (stage, f"skipped {step}: {max(left, 0) * 1e3:.1f} ms left, needs ~{need * 1e3:.1f} ms")
+        )
         return False
 
     def note(self, stage: str, reason: str) -> None:
@@ -69,7 +71,7 @@ class Budget:
         return bool(self.degradations)
 
 
-class timed:  # noqa: N801 - used as a context manager, reads like a statement
+class timed:
     """Measure a step and feed the shared cost model."""
 
     def __init__(self, step: str) -> None:

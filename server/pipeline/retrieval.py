@@ -61,7 +61,9 @@ def _search(
     return ids[first][:quota].astype(np.int64), scores[first][:quota].astype(np.float32)
 
 
-def _ann(snap: LoadedSnapshot, state: UserState, quota: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _ann(
+    snap: LoadedSnapshot, state: UserState, quota: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or not np.any(state.embedding):
         return EMPTY
     return _search(snap, state.embedding.reshape(1, -1), quota, state.excluded)
@@ -81,14 +83,18 @@ def _neighbors(
     return _search(snap, vectors, per_seed * vectors.shape[0], state.excluded)
 
 
-def _keyword(snap: LoadedSnapshot, state: UserState, quota: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _keyword(
+    snap: LoadedSnapshot, state: UserState, quota: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or state.q_terms.size == 0:
         return EMPTY
     ids, scores = snap.keywords.topk(state.q_terms, state.q_weights, quota, state.excluded)
     return ids.astype(np.int64), scores
 
 
-def _pool(snap: LoadedSnapshot, name: str, state: UserState, quota: int) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _pool(
+    snap: LoadedSnapshot, name: str, state: UserState, quota: int
+) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0:
         return EMPTY
     ids = _drop(snap.pools[name].astype(np.int64), state.excluded)[:quota]
@@ -111,22 +117,34 @@ def retrieve(
     steps: tuple[tuple[Source, str, int, Callable[[int], Hit]], ...] = (
         (Source.ANN, "ann", q.ann, lambda n: _ann(snap, state, n)),
         (Source.KEYWORD, "keyword", q.keyword, lambda n: _keyword(snap, state, n)),
-        (Source.ITEM_NEIGHBOR, "item_neighbor", q.item_neighbor, lambda n: _neighbors(snap, state, n)),
+        (
+            Source.ITEM_NEIGHBOR,
+            "item_neighbor",
+            q.item_neighbor,
+            lambda n: _neighbors(snap, state, n),
+        ),
         (Source.POPULAR, "popular", q.popular, lambda n: _pool(snap, "popular", state, n)),
         (Source.FRESH, "fresh", q.fresh, lambda n: _pool(snap, "fresh", state, n)),
-        (Source.COLD_START, "cold_start", q.cold_start, lambda n: _pool(snap, "cold_start", state, n)),
+        (
+            Source.COLD_START,
+            "cold_start",
+            q.cold_start,
+            lambda n: _pool(snap, "cold_start", state, n),
+        ),
     )
     for src, name, quota, run in steps:
         # Pools are precomputed slices (microseconds): only searches are worth skipping.
-        if quota > 0 and src in (Source.ANN, Source.KEYWORD, Source.ITEM_NEIGHBOR):
-            if not budget.allows(f"{name} source", "retrieval"):
-                continue
+        searched = src in (Source.ANN, Source.KEYWORD, Source.ITEM_NEIGHBOR)
+        if quota > 0 and searched and not budget.allows(f"{name} source", "retrieval"):
+            continue
         with timed(f"{name} source"):
             ids, scores = run(quota)
         parts.append((src, ids, scores))
     counts = {p[0]: int(p[1].size) for p in parts}
     if not parts or sum(counts.values()) == 0:
-        return Candidates(np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.float32), counts)
+        return Candidates(
+            np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.float32), counts
+        )
     all_ids = np.concatenate([p[1] for p in parts])
     all_bits = np.concatenate([np.full(p[1].size, int(p[0]), np.uint8) for p in parts])
     all_scores = np.concatenate([p[2] for p in parts])

@@ -22,8 +22,9 @@ class Source(enum.IntFlag):
 
 
 class Policy(enum.Enum):
-    """A fairness policy, or (NONE, EXPOSURE) a preset of policies; see docs/FAIRNESS.md."""
+    """A fairness policy, or (DEFAULT, NONE, EXPOSURE) a preset of policies; docs/FAIRNESS.md."""
 
+    DEFAULT = "default"  # preset: the recommended composition, DEFAULT_POLICIES
     NONE = "none"
     CREATOR_CAP = "creator_cap"
     EXPOSURE = "exposure"  # preset: creator cap + FA*IR group floor
@@ -35,7 +36,15 @@ class Policy(enum.Enum):
     COLD_START_SLOT = "cold_start_slot"
 
 
+DEFAULT_POLICIES: tuple[Policy, ...] = (
+    Policy.CREATOR_CAP,
+    Policy.GROUP_FLOOR,
+    Policy.CREATOR_DECAY,
+    Policy.AMORTISED_EXPOSURE,
+    Policy.COLD_START_SLOT,
+)
 PRESETS: dict[Policy, tuple[Policy, ...]] = {
+    Policy.DEFAULT: DEFAULT_POLICIES,
     Policy.NONE: (),
     Policy.EXPOSURE: (Policy.CREATOR_CAP, Policy.GROUP_FLOOR),
 }
@@ -99,7 +108,7 @@ class FairnessParams:
     group floor declared before the creator cap wins over it when both cannot hold).
     """
 
-    policy: Policy = Policy.CREATOR_CAP
+    policy: Policy = Policy.DEFAULT
     max_per_creator: int = 2
     creator_window: int = 0  # 0: the whole page
     protected_groups: tuple[str, ...] = ()
@@ -111,13 +120,28 @@ class FairnessParams:
     group_targets: tuple[tuple[str, float], ...] = ()  # empty: catalogue shares
     diversity_lambda: float = 0.9
     similarity: Similarity = Similarity.EMBEDDING
-    exposure_step: float = 0.02
+    exposure_step: float = 0.005
     max_exposure_price: float = 1.0
     exposure_window: int = 1000  # pages kept by the server's exposure tracker
     creator_exposure_weight: float = 0.0  # relevance taken from the most exposed creator
     cold_start_position: int = 5  # 1-based slot of the lifted cold-start item
     cold_start_min_relevance: float = 0.5
     cold_start_groups: tuple[str, ...] = ()  # empty: the protected groups
+
+    def __post_init__(self) -> None:
+        # Settings read from a config file arrive as strings and lists: normalise them here.
+        def fix(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        try:
+            fix("policy", Policy(self.policy))
+            fix("policies", tuple(Policy(p) for p in self.policies))
+            fix("similarity", Similarity(self.similarity))
+        except ValueError as exc:
+            raise ValueError(f"fairness: {exc}; known: {[p.value for p in Policy]}") from None
+        for name in ("protected_groups", "cold_start_groups"):
+            fix(name, tuple(str(g) for g in getattr(self, name)))
+        fix("group_targets", tuple((str(g), float(s)) for g, s in self.group_targets))
 
     def active(self) -> tuple[Policy, ...]:
         """The policies applied, in declared order (presets expanded)."""
@@ -127,16 +151,6 @@ class FairnessParams:
                 out.extend(PRESETS.get(p, (p,)))
             return tuple(dict.fromkeys(out))
         return PRESETS.get(self.policy, (self.policy,))
-
-
-DEFAULT_POLICIES: tuple[Policy, ...] = (
-    Policy.CREATOR_CAP,
-    Policy.GROUP_FLOOR,
-    Policy.CREATOR_DECAY,
-    Policy.DIVERSITY,
-    Policy.AMORTISED_EXPOSURE,
-    Policy.COLD_START_SLOT,
-)
 
 
 @dataclass

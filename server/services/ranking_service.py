@@ -56,7 +56,9 @@ class RankingService(pb_grpc.RankingServiceServicer):
             degraded=bool(result.degradations),
             degradations=[types_pb2.Degradation(stage=s, reason=r) for s, r in result.degradations],
             request_id=REQUEST_ID.get(),
-            timings=[types_pb2.StageTiming(stage=k, micros=v) for k, v in result.timings_us.items()],
+            timings=[
+                types_pb2.StageTiming(stage=k, micros=v) for k, v in result.timings_us.items()
+            ],
             source_counts=convert.source_counts(result.candidates.source_counts),
         )
         # Scores are aligned with the candidates, so page positions index both.
@@ -192,4 +194,5 @@ def _stage_scores(scores: Scores, p: int) -> types_pb2.StageScores:
         popularity=float(scores.popularity[p]),
         freshness=float(scores.freshness[p]),
         ranking=float(scores.total[p]),
+        item_knn=float(scores.item_knn[p]) if scores.item_knn.size else 0.0,
     )

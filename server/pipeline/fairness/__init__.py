@@ -20,7 +20,7 @@ from numpy.typing import NDArray
 from server.pipeline.fairness import fair_stats
 from server.pipeline.fairness.exposure import ExposureTracker
 from server.pipeline.fairness.params import targets, validate
-from server.pipeline.fairness.report import discount, floor_need, in_groups, group_exposure, measure
+from server.pipeline.fairness.report import discount, floor_need, group_exposure, in_groups, measure
 from server.pipeline.fairness.select import LIFTED, select_py
 from server.pipeline.fairness.vectors import vectors
 from server.pipeline.types import FairnessParams, Page, Policy
@@ -38,9 +38,9 @@ __all__ = [
 ]
 
 try:  # the Rust fill; the Python reference is the fallback (and the parity oracle)
-    from server._core import rerank_select as _rust_select  # type: ignore[attr-defined,unused-ignore]
+    from server._core import rerank_select as _rust_select
 except ImportError:  # pragma: no cover - an extension built before rerank.rs existed
-    _rust_select = None
+    _rust_select = None  # type: ignore[assignment]
 
 
 def select(
@@ -140,7 +140,8 @@ def rerank(
     else:
         rank = np.empty(n, np.int64)
         rank[order] = np.arange(n)
-        rel = relevance(scores)
+        base = relevance(scores)
+        rel = base
         if Policy.AMORTISED_EXPOSURE in active and tracker is not None and prices is not None:
             rel = rel + prices[groups]
             if params.creator_exposure_weight > 0:
@@ -165,12 +166,12 @@ def rerank(
         cold = np.zeros(n, bool)
         if Policy.COLD_START_SLOT in active and params.cold_start_position <= k:
             names = params.cold_start_groups or params.protected_groups
-            base = relevance(scores)
             cold = in_groups(groups, names, group_names) & (base >= params.cold_start_min_relevance)
             cold_pos = params.cold_start_position - 1
         floor_first = _declared_before(active, (Policy.GROUP_FLOOR, Policy.GROUP_SHARES))
         chosen, flags = select(
-            rel, creators.astype(np.int64), groups.astype(np.int64), rank, emb, k, cap=cap, window=window,
+            rel, creators.astype(np.int64), groups.astype(np.int64), rank, emb, k,
+            cap=cap, window=window,
             mult=mult, lam=lam, need=need, class_groups=class_groups, cold_eligible=cold,
             cold_pos=cold_pos, floor_over_cap=floor_first, backend=backend,
         )  # fmt: skip
@@ -189,7 +190,7 @@ def rerank(
     report = measure(
         scores, creators, groups, chosen, order[:k], params,
         group_names=group_names, target_share=target, embeddings=embeddings,
-        window_share=window_share, prices=prices, floors=floors,
+        window_share=window_share, prices=prices, floors=floors, active=active,
     )  # fmt: skip
     if flags & LIFTED:
         report.cold_start_position = params.cold_start_position

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numpy.typing import NDArray
 
 from server.pipeline.fairness import fair_stats
 from server.pipeline.fairness.params import protected_share
 from server.pipeline.types import FairnessParams, FairnessReport, GroupExposure, Policy
-
 
 _DISCOUNT: NDArray[np.float64] = 1.0 / np.log2(np.arange(2, 1002, dtype=np.float64))
 
@@ -49,10 +50,30 @@ def floor_need(
     target: NDArray[np.float64],
     k: int,
 ) -> tuple[NDArray[np.int32], NDArray[np.uint8], list[str]]:
-    """Floor classes: (need[t, f] for t = 0..k, class_groups[f, g], class names)."""
+    """Floor classes: (need[t, f] for t = 0..k, class_groups[f, g], class names).
+
+    Cached per settings (the arrays are shared: read-only).
+    """
+    args = (params, active, tuple(group_names), tuple(target.tolist()), k)
+    try:
+        return _floor_need(*args)
+    except TypeError:  # unhashable settings (a list where a tuple belongs): no cache
+        return _floor_need.__wrapped__(*args)
+
+
+@functools.lru_cache(maxsize=256)
+def _floor_need(
+    params: FairnessParams,
+    active: tuple[Policy, ...],
+    names: tuple[str, ...],
+    target_t: tuple[float, ...],
+    k: int,
+) -> tuple[NDArray[np.int32], NDArray[np.uint8], list[str]]:
+    group_names = list(names)
+    target = np.array(target_t)
     needs: list[NDArray[np.int64]] = []
     classes: list[NDArray[np.uint8]] = []
-    names: list[str] = []
+    class_names: list[str] = []
     n_groups = len(group_names)
     t = np.arange(k + 1, dtype=np.float64)
     for pol in active:
@@ -65,7 +86,7 @@ def floor_need(
                 member[codes] = 1
                 needs.append(table)
                 classes.append(member)
-                names.append("group_floor")
+                class_names.append("group_floor")
         elif pol is Policy.GROUP_SHARES:
             for g in range(n_groups):
                 if target[g] > 0:
@@ -73,14 +94,16 @@ def floor_need(
                     member[g] = 1
                     needs.append(np.floor(target[g] * t + 1e-9).astype(np.int64))
                     classes.append(member)
-                    names.append("group_shares")
+                    class_names.append("group_shares")
     if not needs:
-        return np.zeros((k + 1, 0), np.int32), np.zeros((0, n_groups), np.uint8), []
-    return (
-        np.stack(needs, axis=1).astype(np.int32),
-        np.stack(classes).astype(np.uint8),
-        names,
-    )
+        need = np.zeros((k + 1, 0), np.int32)
+        cls = np.zeros((0, n_groups), np.uint8)
+    else:
+        need = np.stack(needs, axis=1).astype(np.int32)
+        cls = np.stack(classes).astype(np.uint8)
+    need.flags.writeable = False
+    cls.flags.writeable = False
+    return need, cls, class_names
 
 
 def floors_met(
@@ -138,13 +161,14 @@ def measure(
     window_share: NDArray[np.float64] | None = None,
     prices: NDArray[np.float64] | None = None,
     floors: tuple[NDArray[np.int32], NDArray[np.uint8], list[str]] | None = None,
+    active: tuple[Policy, ...] | None = None,
 ) -> FairnessReport:
     """Fairness figures of a page (`chosen`) against the unconstrained top (`ideal`).
 
     `target_share` is the per-group target (already resolved from `params`); `floors` is
     `floor_need`'s result for it when the caller has it.
     """
-    active = params.active()
+    active = params.active() if active is None else active
     k = chosen.size
     n_groups = len(group_names)
     disc = discount(k)

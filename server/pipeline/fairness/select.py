@@ -7,7 +7,8 @@ hard constraints allow::
 
 ``rel`` is the (price-adjusted) relevance, ``mult[j]`` (``(1 - floor) * decay**j + floor``) the
 creator repeat decay for a creator already on the page ``j`` times, ``max_sim`` the largest
-cosine similarity to an item already placed (MMR; zero vectors are similar to nothing). Ties go to the lower ``rank``.
+cosine similarity to an item already placed (MMR; zero vectors are similar to nothing).
+Ties go to the lower ``rank``.
 
 Hard constraints, in this precedence:
 

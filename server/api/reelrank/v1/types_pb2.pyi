@@ -107,18 +107,20 @@ class Candidate(_message.Message):
     def __init__(self, item_id: _Optional[str] = ..., creator_id: _Optional[str] = ..., group: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[CandidateSource, str]]] = ..., retrieval_score: _Optional[float] = ...) -> None: ...
 
 class StageScores(_message.Message):
-    __slots__ = ("keyword", "embedding", "popularity", "freshness", "ranking")
+    __slots__ = ("keyword", "embedding", "popularity", "freshness", "ranking", "item_knn")
     KEYWORD_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     POPULARITY_FIELD_NUMBER: _ClassVar[int]
     FRESHNESS_FIELD_NUMBER: _ClassVar[int]
     RANKING_FIELD_NUMBER: _ClassVar[int]
+    ITEM_KNN_FIELD_NUMBER: _ClassVar[int]
     keyword: float
     embedding: float
     popularity: float
     freshness: float
     ranking: float
-    def __init__(self, keyword: _Optional[float] = ..., embedding: _Optional[float] = ..., popularity: _Optional[float] = ..., freshness: _Optional[float] = ..., ranking: _Optional[float] = ...) -> None: ...
+    item_knn: float
+    def __init__(self, keyword: _Optional[float] = ..., embedding: _Optional[float] = ..., popularity: _Optional[float] = ..., freshness: _Optional[float] = ..., ranking: _Optional[float] = ..., item_knn: _Optional[float] = ...) -> None: ...
 
 class ScoredItem(_message.Message):
     __slots__ = ("item_id", "creator_id", "group", "score", "stage_scores", "sources")
