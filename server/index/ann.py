@@ -37,16 +37,22 @@ def choose_factory(n_items: int, exact_threshold: int) -> tuple[str, int]:
 def build_ann(
     vectors: NDArray[np.float32], *, exact_threshold: int = 200_000, seed: int = 0
 ) -> AnnIndex:
-    factory, nprobe = choose_factory(vectors.shape[0], exact_threshold)
-    d = vectors.shape[1]
-    index = faiss.index_factory(d, factory, faiss.METRIC_INNER_PRODUCT)
     x = np.ascontiguousarray(vectors, dtype=np.float32)
+    # Items nobody interacted with have all-zero embeddings: they score 0 for every user, and
+    # in an IVF index they all land in one giant list that every probe of it must scan (38%
+    # of a synthetic 1M catalogue). Index only the rest, under their row numbers.
+    rows = np.flatnonzero(np.any(x != 0, axis=1)).astype(np.int64)
+    factory, nprobe = choose_factory(rows.size, exact_threshold)
+    d = vectors.shape[1]
+    # IVF indexes store ids natively; a flat index needs the IDMap wrapper for them.
+    full = "IDMap,Flat" if factory == "Flat" else factory
+    index = faiss.index_factory(d, full, faiss.METRIC_INNER_PRODUCT)
     if not index.is_trained:
         rng = np.random.default_rng(seed)
-        sample = x[rng.choice(x.shape[0], size=min(x.shape[0], 100_000), replace=False)]
-        index.cp.seed = seed  # type: ignore[attr-defined]  # IVF clustering params
+        sample = x[rows[rng.choice(rows.size, size=min(rows.size, 100_000), replace=False)]]
+        faiss.extract_index_ivf(index).cp.seed = seed
         index.train(sample)
-    index.add(x)
+    index.add_with_ids(x[rows], rows)
     if nprobe:
         faiss.extract_index_ivf(index).nprobe = nprobe
     return AnnIndex(index, factory, nprobe)
