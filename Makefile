@@ -12,7 +12,7 @@ DEMO_USERS ?= 20000
 PORT ?= 50051
 RUST_SRC := $(shell find rust_core/src -name '*.rs' 2>/dev/null) rust_core/Cargo.toml Cargo.toml Cargo.lock
 
-.PHONY: all setup serve test lint fmt proto bench bench-core bench-fairness bench-serve bench-quality bench-build clean
+.PHONY: all setup serve test lint fmt proto bench bench-core bench-fairness bench-serve bench-quality bench-build bench-client clean
 
 all: test
 
@@ -78,7 +78,11 @@ bench-quality: setup
 bench-build: setup
 	$(PY) bench/bench_build.py
 
-bench: bench-core bench-fairness bench-serve bench-quality
+# Load tester vs a plain grpc.aio client against an empty server: rate and CPU per request (bench/results/client.json).
+bench-client: setup
+	$(PY) bench/bench_client.py
+
+bench: bench-core bench-fairness bench-serve bench-quality bench-client
 
 clean:
 	rm -rf $(STAMPS) target server/_core*.so

@@ -183,6 +183,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
     args = ap.parse_args()
     rep = 5 if args.quick else 15
+    load_start = os.getloadavg()
 
     t0 = time.perf_counter()
     x, p, idf = build_catalogue(args.items, args.terms, args.nnz_per_item, seed=42)
@@ -335,6 +336,9 @@ def main() -> None:
     result = {
         "machine": machine(),
         "command": ".venv/bin/python bench/bench_core.py" + (" --quick" if args.quick else ""),
+        # 1/5/15-minute load averages: the machine is shared, ratios are only comparable at
+        # similar load.
+        "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
         "data": {
             "n_items": x.shape[0],
             "n_terms": x.shape[1],

@@ -598,8 +598,23 @@ def _add_loadtest_parser(sub: Any) -> None:
         metavar="N",
         help="seed of the request stream (default: %(default)s)",
     )
+    wl.add_argument(
+        "--check-every",
+        type=_positive_int,
+        default=10,
+        metavar="K",
+        help="deserialise and check every K-th answer (page fullness, duplicates, cold "
+        "start, fairness report); 1 checks all (default: %(default)s)",
+    )
     out = p.add_argument_group("output")
     out.add_argument("--json", type=Path, metavar="FILE", help="also write the report as JSON")
+    out.add_argument(
+        "--plot",
+        type=Path,
+        metavar="FILE",
+        help="also write a PNG: per-second p50/p99 and rate over time, and the latency "
+        "histogram (needs matplotlib)",
+    )
     out.add_argument(
         "--no-progress", action="store_true", help="no progress line on stderr every second"
     )
@@ -806,8 +821,8 @@ def _cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2, sort_keys=True))
         return EXIT_OK
-    cols = "ndcg@10 recall@10 precision@10 map@10 hit_rate@10 ndcg@20 recall@20".split()
-    cols += ["coverage@10", "creator_gini@10"]
+    cols = ["ndcg@10", "recall@10", "precision@10", "map@10", "hit_rate@10", "ndcg@20"]
+    cols += ["recall@20", "coverage@10", "creator_gini@10"]
     print(
         f"split {result['split']} seed {result['seed']}: {result['users']} test users, "
         f"served by {result['served_by']}"
@@ -1025,11 +1040,17 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
         tls=args.tls,
         root_certificates=_read_ca(args),
         progress=not args.no_progress,
+        check_every=args.check_every,
     )
     try:
         cfg.validate()
     except ValueError as exc:
         raise _UsageError(str(exc)) from exc
+    if args.plot is not None:
+        try:
+            loadtest.plot_backend()  # fail before the run, not after it
+        except ImportError as exc:
+            raise _UsageError(str(exc)) from exc
     try:
         report = loadtest.run_load(cfg)
     except (ConnectionError, RuntimeError) as exc:
@@ -1038,6 +1059,12 @@ def _cmd_loadtest(args: argparse.Namespace) -> int:
     if args.json is not None:
         report.save(args.json)
         print(f"report written to {args.json}", file=sys.stderr)
+    if args.plot is not None:
+        try:
+            loadtest.plot_report(report, args.plot)
+        except OSError as exc:
+            raise _Failure(f"cannot write plot: {exc}") from exc
+        print(f"plot written to {args.plot}", file=sys.stderr)
     return EXIT_OK
 
 

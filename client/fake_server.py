@@ -39,10 +39,12 @@ from server.api.reelrank.v1 import ranking_service_pb2, ranking_service_pb2_grpc
 
 if TYPE_CHECKING:
     from client.fake_admin import FakeAdminService
+    from client.histogram import LogHistogram
 
 __all__ = [
     "FakeRankingService",
     "FakeServer",
+    "expected_percentiles",
     "start_fake_server",
 ]
 
@@ -72,6 +74,9 @@ class FakeRankingService(ranking_service_pb2_grpc.RankingServiceServicer):
         Errors injected by the ``errors`` cycle, by status code name.
     applied_latencies : list of float
         The latency applied to each ``Rank`` call, in call order.
+    served_latencies : list of float
+        The time each ``Rank`` call really spent sleeping its latency (``perf_counter``,
+        including the oversleep of a busy machine), in call order.
     """
 
     def __init__(
@@ -89,9 +94,16 @@ class FakeRankingService(ranking_service_pb2_grpc.RankingServiceServicer):
         self.calls: Counter[str] = Counter()
         self.injected_errors: Counter[str] = Counter()
         self.applied_latencies: list[float] = []
+        self._served: dict[int, float] = {}
         self.requests: list[Any] = []
         self._lock = threading.Lock()
         self._rank_calls = 0
+
+    @property
+    def served_latencies(self) -> list[float]:
+        """Measured sleep of each ``Rank`` call, in call order."""
+        with self._lock:
+            return [self._served[k] for k in sorted(self._served)]
 
     # ------------------------------------------------------------ helpers
 
@@ -133,8 +145,12 @@ class FakeRankingService(ranking_service_pb2_grpc.RankingServiceServicer):
         latency = self.latencies[k % len(self.latencies)]
         with self._lock:
             self.applied_latencies.append(latency)
+        t0 = time.perf_counter()
         if latency > 0:
             time.sleep(latency)
+        served = time.perf_counter() - t0
+        with self._lock:
+            self._served[k] = served
         if request.user_id.startswith("error:"):
             code = grpc.StatusCode[request.user_id.removeprefix("error:")]
             context.abort(code, f"injected {code.name} for {request.user_id}")
@@ -294,3 +310,37 @@ def start_fake_server(
     bound = server.add_insecure_port(f"{host}:{port}")
     server.start()
     return FakeServer(server, bound, ranking, admin)
+
+
+def expected_percentiles(
+    served: Sequence[float], floor: LogHistogram, qs: Sequence[float] = (50, 90, 99)
+) -> dict[float, float]:
+    """What a client should measure: the server's latencies plus the client-side floor.
+
+    A load tester sees the time the server spent plus a floor (serialisation, transport and
+    both processes' scheduling). On a busy machine that floor is not negligible, and the
+    server's sleeps overshoot. Given the latencies the fake really served
+    (:attr:`FakeRankingService.served_latencies`) and the latency histogram of a
+    zero-latency calibration run at the same request rate, the expected percentiles are
+    those of ``served + floor`` with the two independent (the floor taken at its 100
+    percentiles 0.5, 1.5, ..., 99.5).
+
+    Parameters
+    ----------
+    served : sequence of float
+        Seconds the server spent per call.
+    floor : LogHistogram
+        The client's latencies against a zero-latency server.
+    qs : sequence of float
+        Percentiles to return.
+
+    Returns
+    -------
+    dict
+        Percentile to seconds.
+    """
+    import numpy as np
+
+    floor_samples = np.array([floor.percentile(q + 0.5) for q in range(100)])
+    total = (np.asarray(served, dtype=np.float64)[:, None] + floor_samples[None, :]).ravel()
+    return {q: float(np.percentile(total, q)) for q in qs}

@@ -92,6 +92,27 @@ class LogHistogram:
         self.min = min(self.min, other.min)
         self.max = max(self.max, other.max)
 
+    def since(self, earlier: LogHistogram) -> LogHistogram:
+        """The observations added after ``earlier``, a :meth:`copy` of this histogram.
+
+        Count, sum and buckets are exact; min and max are the bounds of the lowest and
+        highest non-empty bucket of the difference (clamped to this histogram's min/max).
+        """
+        if (earlier.precision, earlier.lowest) != (self.precision, self.lowest):
+            raise ValueError("cannot subtract histograms with different precision or lowest")
+        out = LogHistogram(self.precision, self.lowest)
+        old = earlier._buckets
+        if earlier.count > self.count or any(n > self._buckets.get(i, 0) for i, n in old.items()):
+            raise ValueError("earlier is not a prefix of this histogram")
+        buckets = {i: n - old.get(i, 0) for i, n in self._buckets.items() if n != old.get(i, 0)}
+        out._buckets = buckets
+        out.count = self.count - earlier.count
+        out.sum = self.sum - earlier.sum
+        if buckets:
+            out.min = max(self.bucket_bounds(min(buckets))[0], self.min)
+            out.max = min(self.bucket_bounds(max(buckets))[1], self.max)
+        return out
+
     def copy(self) -> LogHistogram:
         """An independent copy."""
         twin = LogHistogram(self.precision, self.lowest)

@@ -43,10 +43,11 @@ import grpc
 import grpc.aio
 import numpy as np
 from google.protobuf import timestamp_pb2
+from google.protobuf.message import DecodeError
 
 from client.histogram import LogHistogram
 from client.rank_client import channel_options, fairness_options, resolve_target
-from server.api.reelrank.v1 import ranking_service_pb2, ranking_service_pb2_grpc, types_pb2
+from server.api.reelrank.v1 import ranking_service_pb2, types_pb2
 
 __all__ = [
     "PERCENTILES",
@@ -57,11 +58,13 @@ __all__ = [
     "compare_reports",
     "format_report",
     "load_ids",
+    "plot_report",
     "run_load",
 ]
 
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 REPORT_FORMAT = "reelrank-loadtest/1"
+RANK_METHOD = "/reelrank.v1.RankingService/Rank"
 
 # Event mix of the synthetic recent events (roughly a short-video session).
 _EVENT_TYPES = np.array(
@@ -179,6 +182,11 @@ class LoadConfig:
         Print a progress line on stderr every second.
     connect_timeout : float, default 10.0
         Seconds each worker waits for its channels to connect before giving up.
+    check_every : int, default 10
+        Parse and check every ``check_every``-th successful answer (page fullness, duplicate
+        items, cold start, fairness report); 1 checks every page. The others are counted
+        and timed but never deserialised, which keeps the client's cost per request below a
+        plain ``grpc.aio`` client's.
     """
 
     target: str = "localhost:50051"
@@ -196,6 +204,7 @@ class LoadConfig:
     root_certificates: bytes | None = None
     progress: bool = True
     connect_timeout: float = 10.0
+    check_every: int = 10
 
     @property
     def mode(self) -> Literal["open", "closed"]:
@@ -220,6 +229,8 @@ class LoadConfig:
             raise ValueError("deadline must be > 0")
         if self.channels < 1 or self.max_in_flight < 1:
             raise ValueError("channels and max_in_flight must be >= 1")
+        if self.check_every < 1:
+            raise ValueError("check_every must be >= 1")
         self.workload.validate()
 
     def describe(self) -> dict[str, Any]:
@@ -272,6 +283,7 @@ class Stats:
     failed: int = 0
     skipped: int = 0
     warmup_completed: int = 0
+    answers_checked: int = 0
     pages_checked: int = 0
     full_pages: int = 0
     duplicate_pages: int = 0
@@ -283,8 +295,12 @@ class Stats:
     sum_min_exposure_ratio: float = 0.0
     cpu_seconds: float = 0.0
     wall_seconds: float = 0.0
+    # Second k of the measured window (by completion time): its latency histogram and errors.
+    timeline: list[LogHistogram] = field(default_factory=list)
+    timeline_errors: list[int] = field(default_factory=list)
 
     _HISTS = ("latency", "error_latency", "dispatch_lag")
+    _LISTS = ("errors", "timeline", "timeline_errors")
 
     def merge(self, other: Stats) -> None:
         """Add ``other`` into this (CPU seconds add up; wall time is the longest)."""
@@ -292,8 +308,18 @@ class Stats:
             getattr(self, name).merge(getattr(other, name))
         for code, n in other.errors.items():
             self.errors[code] = self.errors.get(code, 0) + n
+        for k, hist in enumerate(other.timeline):
+            if k < len(self.timeline):
+                self.timeline[k].merge(hist)
+            else:
+                self.timeline.append(hist.copy())
+        for k, n in enumerate(other.timeline_errors):
+            if k < len(self.timeline_errors):
+                self.timeline_errors[k] += n
+            else:
+                self.timeline_errors.append(n)
         for name, value in vars(other).items():
-            if name in self._HISTS or name == "errors":
+            if name in self._HISTS or name in self._LISTS:
                 continue
             if name == "wall_seconds":
                 self.wall_seconds = max(self.wall_seconds, value)
@@ -311,6 +337,8 @@ class Stats:
         for name, value in vars(self).items():
             out[name] = value.to_dict() if name in self._HISTS else value
         out["errors"] = dict(sorted(self.errors.items()))
+        out["timeline"] = [h.to_dict() for h in self.timeline]
+        out["timeline_errors"] = list(self.timeline_errors)
         return out
 
     @classmethod
@@ -322,6 +350,10 @@ class Stats:
                 setattr(stats, name, LogHistogram.from_dict(value))
             elif name == "errors":
                 stats.errors = {str(k): int(v) for k, v in value.items()}
+            elif name == "timeline":
+                stats.timeline = [LogHistogram.from_dict(h) for h in value]
+            elif name == "timeline_errors":
+                stats.timeline_errors = [int(n) for n in value]
             elif hasattr(stats, name):
                 setattr(stats, name, value)
         return stats
@@ -393,8 +425,14 @@ class LoadReport:
             out["dispatch_lag_p99_ms"] = s.dispatch_lag.percentile(99) * 1e3
         out["error_share"] = s.failed / s.completed if s.completed else None
         out["full_page_share"] = s.full_pages / s.pages_checked if s.pages_checked else None
+        out["answers_checked"] = s.answers_checked
         out["duplicate_pages"] = s.duplicate_pages
-        out["cold_start_share"] = s.cold_start_pages / s.ok if s.ok else None
+        out["duplicate_page_share"] = (
+            s.duplicate_pages / s.answers_checked if s.answers_checked else None
+        )
+        out["cold_start_share"] = (
+            s.cold_start_pages / s.answers_checked if s.answers_checked else None
+        )
         fp = s.fairness_pages
         out["mean_max_items_per_creator"] = s.sum_max_items_per_creator / fp if fp else None
         out["mean_distinct_creators"] = s.sum_distinct_creators / fp if fp else None
@@ -453,6 +491,7 @@ class RequestFactory:
     """
 
     _BATCH = 4096
+    _CACHE_USERS = 100_000  # serialised requests kept for the most popular users
 
     def __init__(self, workload: Workload, worker: int) -> None:
         self.workload = workload
@@ -469,6 +508,8 @@ class RequestFactory:
         self._cold_batch: list[bool] = []
         self._cold_counter = 0
         self._items = list(workload.items)
+        self._last = n - 1
+        self._cache: dict[int, bytes] = {}
 
     def _refill(self) -> None:
         u = self._rng.random(self._BATCH)
@@ -476,17 +517,22 @@ class RequestFactory:
         cold = self._rng.random(self._BATCH) < self.workload.cold_fraction
         self._cold_batch = cold.tolist()
 
-    def user_id(self) -> str:
-        """The next user id."""
+    def _draw(self) -> tuple[int, bool]:
         if not self._user_batch:
             self._refill()
-        index = min(self._user_batch.pop(), len(self._cdf) - 1)
-        if self._cold_batch.pop():
+        return min(self._user_batch.pop(), self._last), self._cold_batch.pop()
+
+    def _user(self, index: int, cold: bool) -> str:
+        if cold:
             self._cold_counter += 1
             return f"cold-{self.worker}-{self._cold_counter}"
         if self._users is not None:
             return self._users[index]
         return f"{self.workload.user_prefix}{index}"
+
+    def user_id(self) -> str:
+        """The next user id."""
+        return self._user(*self._draw())
 
     def events(self, now: float) -> list[types_pb2.UserEvent]:
         """Random recent events, oldest first, within the last hour."""
@@ -518,9 +564,28 @@ class RequestFactory:
 
     def request(self) -> ranking_service_pb2.RankRequest:
         """The next request."""
+        return self._build(self.user_id())
+
+    def request_bytes(self) -> bytes:
+        """The next request, serialised (the same stream as :meth:`request`).
+
+        Requests without events for known users depend on the user only, so they are
+        serialised once per user and reused: the load tester's hot path does a dict lookup.
+        """
+        index, cold = self._draw()
+        if cold or self.workload.events_per_request:
+            return bytes(self._build(self._user(index, cold)).SerializeToString())
+        data = self._cache.get(index)
+        if data is None:
+            data = bytes(self._build(self._user(index, False)).SerializeToString())
+            if index < self._CACHE_USERS:
+                self._cache[index] = data
+        return data
+
+    def _build(self, user_id: str) -> ranking_service_pb2.RankRequest:
         wl = self.workload
         return ranking_service_pb2.RankRequest(
-            user_id=self.user_id(),
+            user_id=user_id,
             num_results=wl.num_results,
             recent_events=self.events(time.time()),
             fairness=self._fairness,
@@ -560,21 +625,27 @@ class _Worker:
         self.sink = sink
         self.stats = Stats()
         self.factory = RequestFactory(cfg.workload, plan.worker)
-        self._live = _new_hist()
-        self._live_errors = 0
         self._completed_all = 0
         self._num_results = cfg.workload.num_results
         self._open_loop = plan.rate is not None
         self._in_flight: set[asyncio.Task[None]] = set()
+        self._check_every = cfg.check_every
+        self._until_check = 1  # the first answer is always checked
+        # The last per-second cut of the latency histogram and the error count.
+        self._cut = _new_hist()
+        self._cut_errors = 0
+        self._emitted_errors = 0
 
     # ------------------------------------------------------------ one request
 
-    async def _one(self, stub: Any, scheduled: float, measured: bool) -> None:
-        request = self.factory.request()
+    async def _one(self, call: Any, scheduled: float, measured: bool) -> None:
+        # The hot path: a cached serialised request, raw bytes back, one histogram record;
+        # only every check_every-th answer is deserialised and checked.
+        request = self.factory.request_bytes()
         sent = time.perf_counter()
         stats = self.stats
         try:
-            response = await stub.Rank(request, timeout=self.cfg.deadline)
+            data = await call(request, timeout=self.cfg.deadline)
         except grpc.aio.AioRpcError as error:
             done = time.perf_counter()
             self._completed_all += 1
@@ -585,27 +656,35 @@ class _Worker:
             stats.errors[code] = stats.errors.get(code, 0) + 1
             stats.failed += 1
             stats.error_latency.record(done - (scheduled if self._open_loop else sent))
-            self._live_errors += 1
             return
         done = time.perf_counter()
         self._completed_all += 1
         if not measured:
             stats.warmup_completed += 1
             return
-        # Open loop: from the scheduled time (queueing shows); closed loop: from the send.
-        latency = done - (scheduled if self._open_loop else sent)
         stats.ok += 1
-        stats.latency.record(latency)
-        self._live.record(latency)
         if self._open_loop:
-            stats.dispatch_lag.record(max(sent - scheduled, 0.0))
-        self._check(response)
+            # Open loop: from the scheduled time (queueing shows); closed loop: from the send.
+            stats.latency.record(done - scheduled)
+            stats.dispatch_lag.record(sent - scheduled if sent > scheduled else 0.0)
+        else:
+            stats.latency.record(done - sent)
+        self._until_check -= 1
+        if self._until_check == 0:
+            self._until_check = self._check_every
+            self._check(data)
 
-    def _check(self, response: ranking_service_pb2.RankResponse) -> None:
+    def _check(self, data: bytes) -> None:
         stats = self.stats
+        stats.answers_checked += 1
+        if self._num_results:
+            stats.pages_checked += 1
+        try:
+            response = ranking_service_pb2.RankResponse.FromString(data)
+        except DecodeError:
+            return  # counted as checked, not full: shows as a drop in the full-page share
         items = response.items
         n = len(items)
-        stats.pages_checked += 1 if self._num_results else 0
         if self._num_results and n == self._num_results:
             stats.full_pages += 1
         if n > 1 and len({it.item_id for it in items}) < n:
@@ -622,18 +701,20 @@ class _Worker:
 
     # ------------------------------------------------------------ loops
 
-    async def _closed(self, stubs: list[Any], t_measure: float, t_end: float) -> None:
+    async def _closed(self, calls: list[Any], t_measure: float, t_end: float) -> None:
         async def caller(k: int) -> None:
-            stub = stubs[k % len(stubs)]
+            call = calls[k % len(calls)]
+            one = self._one
+            perf_counter = time.perf_counter
             while True:
-                now = time.perf_counter()
+                now = perf_counter()
                 if now >= t_end:
                     return
-                await self._one(stub, now, now >= t_measure)
+                await one(call, now, now >= t_measure)
 
         await asyncio.gather(*(caller(k) for k in range(self.plan.concurrency)))
 
-    async def _open(self, stubs: list[Any], t_start: float, t_measure: float, t_end: float) -> None:
+    async def _open(self, calls: list[Any], t_start: float, t_measure: float, t_end: float) -> None:
         assert self.plan.rate is not None
         rate = self.plan.rate
         poisson = self.cfg.arrival == "poisson"
@@ -653,7 +734,7 @@ class _Worker:
                 if measured:
                     self.stats.skipped += 1
             else:
-                task = asyncio.create_task(self._one(stubs[k % len(stubs)], scheduled, measured))
+                task = asyncio.create_task(self._one(calls[k % len(calls)], scheduled, measured))
                 in_flight.add(task)
                 task.add_done_callback(in_flight.discard)
             k += 1
@@ -666,27 +747,44 @@ class _Worker:
         if in_flight:
             await asyncio.wait(list(in_flight), timeout=self.cfg.deadline + 5.0)
 
-    async def _progress(self, t_measure: float) -> None:
-        assert self.sink is not None
+    async def _ticker(self, t_measure: float) -> None:
+        """Every second of the measured window: cut the timeline; and report progress."""
+        k = math.floor(time.perf_counter() - t_measure) + 1
         while True:
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(max(0.0, t_measure + k - time.perf_counter()))
+            if k >= 1:
+                self._cut_timeline()
             self._emit(t_measure)
+            k += 1
+
+    def _cut_timeline(self) -> None:
+        stats = self.stats
+        second = stats.latency.since(self._cut)
+        errors = stats.failed - self._cut_errors
+        self._cut = stats.latency.copy()
+        self._cut_errors = stats.failed
+        if len(stats.timeline) < math.ceil(self.cfg.duration):
+            stats.timeline.append(second)
+            stats.timeline_errors.append(errors)
+        else:  # calls still answering after the window: part of its last second
+            stats.timeline[-1].merge(second)
+            stats.timeline_errors[-1] += errors
 
     def _emit(self, t_measure: float) -> None:
         if self.sink is None:
             return
+        failed = self.stats.failed
         self.sink(
             {
                 "worker": self.plan.worker,
                 "completed": self._completed_all,
-                "errors": self._live_errors,
+                "errors": failed - self._emitted_errors,
                 "in_flight": len(self._in_flight),
                 "measuring": time.perf_counter() >= t_measure,
-                "hist": self._live.to_dict(),
+                "hist": self.stats.latency.to_dict(),
             }
         )
-        self._live = _new_hist()
-        self._live_errors = 0
+        self._emitted_errors = failed
 
     async def run(self, start_wall: float) -> Stats:
         cfg = self.cfg
@@ -710,27 +808,29 @@ class _Worker:
                     raise ConnectionError(
                         f"could not connect to {cfg.target} within {cfg.connect_timeout:g}s"
                     ) from exc
-            stubs = [ranking_service_pb2_grpc.RankingServiceStub(ch) for ch in channels]  # type: ignore[no-untyped-call]
+            # Bytes in, bytes out: requests are serialised (and cached) by the factory and
+            # answers deserialised only when checked.
+            calls = [ch.unary_unary(RANK_METHOD) for ch in channels]
             # Translate the shared wall-clock start into this process's perf_counter.
             t_start = time.perf_counter() + max(0.0, start_wall - time.time())
             t_measure = t_start + cfg.warmup
             t_end = t_measure + cfg.duration
             await asyncio.sleep(max(0.0, t_start - time.perf_counter()))
             cpu0 = time.process_time()
-            progress = None
-            if self.sink is not None:
-                progress = asyncio.create_task(self._progress(t_measure))
-            if self.plan.rate is None:
-                await self._closed(stubs, t_measure, t_end)
-            else:
-                await self._open(stubs, t_start, t_measure, t_end)
+            ticker = asyncio.create_task(self._ticker(t_measure))
+            try:
+                if self.plan.rate is None:
+                    await self._closed(calls, t_measure, t_end)
+                else:
+                    await self._open(calls, t_start, t_measure, t_end)
+            finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker
             self.stats.cpu_seconds = time.process_time() - cpu0
             self.stats.wall_seconds = time.perf_counter() - t_start
-            if progress is not None:
-                progress.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await progress
-                self._emit(t_measure)
+            self._cut_timeline()
+            self._emit(t_measure)
             return self.stats
         finally:
             for ch in channels:
@@ -770,7 +870,7 @@ class _ProgressPrinter:
 
     def __init__(self, stream: TextIO | None, workers: int) -> None:
         self.stream = stream
-        self.hist = _new_hist()
+        self.hists = [_new_hist() for _ in range(workers)]
         self.completed = [0] * workers
         self.errors = 0
         self.in_flight = [0] * workers
@@ -785,7 +885,7 @@ class _ProgressPrinter:
         self.in_flight[w] = int(snapshot["in_flight"])
         self.errors += int(snapshot["errors"])
         self.measuring = self.measuring or bool(snapshot["measuring"])
-        self.hist.merge(LogHistogram.from_dict(snapshot["hist"]))
+        self.hists[w] = LogHistogram.from_dict(snapshot["hist"])  # cumulative
         self._dirty = True
 
     def maybe_print(self, force: bool = False) -> None:
@@ -795,10 +895,12 @@ class _ProgressPrinter:
         total = sum(self.completed)
         rate = (total - self._last_completed) / max(now - self._last_t, 1e-9)
         self._last_t, self._last_completed, self._dirty = now, total, False
-        if self.hist.count:
+        hist = _new_hist()
+        for h in self.hists:
+            hist.merge(h)
+        if hist.count:
             lat = (
-                f"p50 {self.hist.percentile(50) * 1e3:7.2f} ms  "
-                f"p99 {self.hist.percentile(99) * 1e3:7.2f} ms"
+                f"p50 {hist.percentile(50) * 1e3:7.2f} ms  p99 {hist.percentile(99) * 1e3:7.2f} ms"
             )
         else:
             lat = "p50       - ms  p99       - ms"
@@ -1023,7 +1125,9 @@ def format_report(report: LoadReport) -> str:
         v = summary[key]
         return "-" if v is None else f"{float(v):.3f}"
 
-    lines += ["", "answers:"]
+    every = int(cfg.get("check_every", 1))
+    sample = "every answer" if every == 1 else f"every {every}th answer"
+    lines += ["", f"answers ({sample} checked: {s.answers_checked} of {s.ok}):"]
     lines += [
         "  " + line
         for line in _table(
@@ -1076,6 +1180,7 @@ _COMPARE_KEYS: tuple[tuple[str, str, bool | None], ...] = (
     ("latency_max_ms", "latency max ms", True),
     ("full_page_share", "full page share", False),
     ("duplicate_pages", "duplicate pages", True),
+    ("duplicate_page_share", "duplicate page share", True),
     ("mean_max_items_per_creator", "max items/creator", True),
     ("mean_distinct_creators", "distinct creators", False),
     ("mean_min_exposure_ratio", "min exposure ratio", False),
@@ -1142,3 +1247,136 @@ def iter_percentiles(hist: LogHistogram) -> Iterator[tuple[str, float]]:
     """``("p50", seconds)``, ... for the standard percentiles."""
     for q in PERCENTILES:
         yield f"p{q:g}", hist.percentile(q)
+
+
+# ============================================================================================
+# Plot
+# ============================================================================================
+
+
+def plot_backend() -> Any:
+    """``matplotlib.pyplot`` on the non-interactive Agg backend, imported on first use.
+
+    Raises
+    ------
+    ImportError
+        With an install hint when matplotlib is absent.
+    """
+    try:
+        import matplotlib
+    except ImportError as exc:
+        raise ImportError(
+            "--plot needs matplotlib, which is not installed: "
+            "pip install 'matplotlib>=3.8,<4' (or the reelrank[dev] extra)"
+        ) from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def matplotlib_ticker() -> Any:
+    """``matplotlib.ticker`` (after :func:`plot_backend`)."""
+    import matplotlib.ticker
+
+    return matplotlib.ticker
+
+
+def plot_report(report: LoadReport, path: str | os.PathLike[str]) -> None:
+    """Write a PNG of a run: latency and rate over time, and the latency histogram.
+
+    The top panel shows, for each second of the measured window, the p50 and p99 of the
+    calls that completed in it (left axis, ms, log scale) and the completed requests per
+    second (right axis); the bottom panel the latency histogram of the whole window (log
+    buckets, merged to about 4 % width) with the p50, p99 and p99.9 marked.
+
+    Parameters
+    ----------
+    report : LoadReport
+    path : str or path-like
+        Where to write the PNG.
+
+    Raises
+    ------
+    ImportError
+        When matplotlib is not installed.
+    """
+    plt = plot_backend()
+    s = report.stats
+    cfg = report.config
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 8), layout="constrained")
+    if cfg.get("mode") == "open":
+        how = f"open loop at {float(cfg.get('rate') or 0):g} req/s ({cfg.get('arrival')})"
+    else:
+        how = f"closed loop, concurrency {cfg.get('concurrency')}"
+    fig.suptitle(
+        f"reelrank loadtest against {cfg.get('target')}: {how}, started {report.started_at}"
+    )
+
+    seconds = [k + 0.5 for k in range(len(s.timeline))]
+    p50 = [h.percentile(50) * 1e3 if h.count else math.nan for h in s.timeline]
+    p99 = [h.percentile(99) * 1e3 if h.count else math.nan for h in s.timeline]
+    width = [min(1.0, max(report.duration_s - k, 1e-9)) for k in range(len(s.timeline))]
+    rates = [
+        (h.count + e) / w for h, e, w in zip(s.timeline, s.timeline_errors, width, strict=True)
+    ]
+    top.plot(seconds, p99, "o-", color="tab:red", label="p99", markersize=3)
+    top.plot(seconds, p50, "o-", color="tab:blue", label="p50", markersize=3)
+    top.set_yscale("log")
+    ticker = matplotlib_ticker()
+    plain = ticker.FuncFormatter(lambda v, _: f"{v:g}")
+
+    def minor_label(v: float, _: Any) -> str:
+        lead = round(v / 10 ** math.floor(math.log10(v))) if v > 0 else 0
+        return f"{v:g}" if lead in (2, 5) else ""
+
+    top.yaxis.set_major_formatter(plain)
+    top.yaxis.set_minor_formatter(ticker.FuncFormatter(minor_label))
+    top.set_xlabel("second of the measured window")
+    top.set_ylabel("latency, ms (calls completed in that second)")
+    top.grid(True, which="both", alpha=0.3)
+    rate_axis = top.twinx()
+    rate_axis.step(seconds, rates, where="mid", color="tab:gray", alpha=0.6, label="req/s")
+    rate_axis.set_ylabel("completed req/s")
+    rate_axis.set_ylim(0, 1.35 * max(rates, default=1.0) or 1.0)
+    lines = top.get_legend_handles_labels()
+    more = rate_axis.get_legend_handles_labels()
+    top.legend(lines[0] + more[0], lines[1] + more[1], loc="upper center", ncols=3)
+    top.set_ylim(top.get_ylim()[0], top.get_ylim()[1] * 2.5)  # room for the legend
+    errors = sum(s.timeline_errors)
+    top.set_title(
+        f"per second: {report.achieved_rate:.1f} req/s achieved, {errors} errors", fontsize=10
+    )
+
+    lat = s.latency
+    if lat.count:
+        # Merge the 1 % buckets 4 by 4 so the bars are readable.
+        merged: dict[int, int] = {}
+        for index, n in lat.buckets().items():
+            merged[index // 4] = merged.get(index // 4, 0) + n
+        lows = [lat.bucket_bounds(4 * i)[0] * 1e3 for i in sorted(merged)]
+        highs = [lat.bucket_bounds(4 * i + 3)[1] * 1e3 for i in sorted(merged)]
+        counts = [merged[i] for i in sorted(merged)]
+        bottom.bar(
+            lows,
+            counts,
+            width=[h - lo for lo, h in zip(lows, highs, strict=True)],
+            align="edge",
+            color="tab:blue",
+            alpha=0.7,
+        )
+        bottom.set_xscale("log")
+        bottom.xaxis.set_major_formatter(plain)
+        bottom.xaxis.set_minor_formatter(ticker.FuncFormatter(minor_label))
+        for q, color in ((50, "tab:green"), (99, "tab:red"), (99.9, "tab:purple")):
+            value = lat.percentile(q) * 1e3
+            bottom.axvline(value, color=color, linestyle="--", label=f"p{q:g} {value:.2f} ms")
+        bottom.legend(loc="upper right")
+    else:
+        bottom.text(0.5, 0.5, "no successful calls", ha="center", transform=bottom.transAxes)
+    bottom.set_xlabel("latency, ms (log scale)")
+    bottom.set_ylabel("calls")
+    bottom.set_title(f"latency histogram of {lat.count} successful calls", fontsize=10)
+    bottom.grid(True, which="both", alpha=0.3)
+    fig.savefig(os.fspath(path), format="png", dpi=100)
+    plt.close(fig)

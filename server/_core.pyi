@@ -42,6 +42,12 @@ class KeywordMatrix:
         can read out of bounds); ``validate=True`` also checks id ordering and that the postings
         are exactly the transpose of the CSR rows. Raises ``ValueError`` naming the bad file,
         ``OSError`` (e.g. ``FileNotFoundError``) when a file cannot be read.
+
+        The mapped files are shared between processes; the scoring structures derived from
+        them are per process (in huge pages where the OS allows): the postings' in-tile ids
+        (2 bytes per non-zero), per-tile list offsets and maxima (8 bytes per term per 16,384
+        items), and, when ``n_terms <= 65,536``, a packed copy of the rows (16-bit term id +
+        float32 weight, about 6 bytes per non-zero) that candidate scoring reads.
         """
 
     @staticmethod
@@ -72,6 +78,8 @@ class KeywordMatrix:
         """Dot product of the sparse query with each candidate row, in candidate order.
 
         Query term ids strictly increasing, weights finite and >= 0; candidates may repeat.
+        Each row is summed in stored (term id) order in float32, so scores are bit-identical
+        to scipy's ``X[candidates] @ q`` and to the scores ``topk`` returns.
         """
 
     def topk(
@@ -132,8 +140,10 @@ def rerank_select(
     cold: NDArray[np.uint8],
     cold_pos: int,
     floor_over_cap: bool,
+    dpp_window: int,
 ) -> tuple[NDArray[np.int64], int]:
     """The fairness re-ranking fill (``rust_core/src/rerank.rs``; reference:
     ``server/pipeline/fairness/select.py``). ``emb`` is ``n x dim`` row-major (``dim = 0``: no
     MMR), ``need`` is ``(k + 1) x n_classes`` and ``class_groups`` ``n_classes x n_groups``, both
-    row-major. Returns (chosen candidate indices best first, flags: bit 1 = cold-start lift)."""
+    row-major; ``dpp_window > 0`` uses a windowed greedy DPP instead of MMR. Returns (chosen
+    candidate indices best first, flags: bit 1 = cold-start lift)."""

@@ -204,3 +204,20 @@ def test_large_catalogues_use_svd_and_reuse_the_validation_fit(
     assert m["blend_fit"]["models_refit"] is False
     snap = open_snapshot(Path(m["path"]))
     assert snap.item_emb.shape[1] == 16
+
+
+def test_event_weights_are_configurable(tmp_path: Path) -> None:
+    (tmp_path / "items.csv").write_text(ITEMS_CSV, encoding="utf-8")
+    rows = "user_id,item_id,event,timestamp\n"
+    rows += "u1,v1,view,1700000100\nu2,v1,view,1700000100\nu3,v2,like,1700000200\n"
+    (tmp_path / "interactions.csv").write_text(rows, encoding="utf-8")
+    firsts = []
+    for like in (10.0, 0.1):
+        cfg = builder.BuildConfig(event_weights={"like": like})
+        m = builder.build_snapshot(
+            tmp_path / "interactions.csv", tmp_path / "items.csv", tmp_path / f"s{like}", cfg
+        )
+        assert m["config"]["event_weights"] == {"like": like}
+        pool = np.load(Path(m["path"]) / "pool_popular.npy")
+        firsts.append(int(pool[0]))
+    assert firsts == [1, 0]  # one like outweighs two views only when likes weigh 10

@@ -53,3 +53,34 @@ def test_eval_rejects_an_unknown_split(tiny: Path, tmp_path: Path) -> None:
     argv = ["eval", "--interactions", str(tiny / "interactions.csv")]
     argv += ["--items", str(tiny / "items.csv"), "--out", str(tmp_path), "--split", "weird"]
     assert cli.main(argv) == 2
+
+
+def test_eval_through_a_live_server_matches_in_process(tiny: Path, tmp_path: Path) -> None:
+    """What `--target` measures is what the in-process pipeline returns, page for page."""
+    from server.app import create_server
+    from server.config import ServerConfig
+    from server.eval.runner import evaluate
+
+    inter, items = tiny / "interactions.csv", tiny / "items.csv"
+    local = evaluate(inter, items, tmp_path / "a", seed=1, max_users=30, return_lists=True)
+    snaps = Path(local["snapshot"]["path"]).parent
+    app = create_server(ServerConfig(port=0, snapshot_dir=snaps, max_workers=2))
+    app.server.start()
+    try:
+        remote = evaluate(
+            inter,
+            items,
+            tmp_path / "b",
+            seed=1,
+            max_users=30,
+            target=f"127.0.0.1:{app.port}",
+            with_baselines=False,
+            with_default_policy=False,
+            return_lists=True,
+        )
+    finally:
+        app.stop(grace=0)
+    assert remote["served_by"].startswith("grpc")
+    for name in ("reelrank", "reelrank_creator_cap"):
+        assert remote["lists"][name] == local["lists"][name]
+        assert remote["methods"][name] == local["methods"][name]

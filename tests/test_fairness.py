@@ -157,8 +157,11 @@ ALL = (
     lam=st.sampled_from([1.0, 0.9, 0.5]),
     decay=st.sampled_from([1.0, 0.7]),
     order=st.permutations(ALL),
+    dpp=st.sampled_from([0, 0, 1, 3]),
 )
-def test_rust_and_python_pick_the_same_page(n, k, seed, cap, window, lam, decay, order) -> None:  # type: ignore[no-untyped-def]
+def test_rust_and_python_pick_the_same_page(
+    n, k, seed, cap, window, lam, decay, order, dpp
+) -> None:  # type: ignore[no-untyped-def]
     rng = np.random.default_rng(seed)
     scores = rng.integers(0, 20, n) / 4.0  # ties on purpose
     creators = rng.integers(0, max(1, n // 3), n)
@@ -170,7 +173,7 @@ def test_rust_and_python_pick_the_same_page(n, k, seed, cap, window, lam, decay,
     params = FairnessParams(
         policies=tuple(order), max_per_creator=cap, creator_window=window, diversity_lambda=lam,
         repeat_decay=decay, protected_groups=("new_creator",), cold_start_position=3,
-        cold_start_min_relevance=0.2,
+        cold_start_min_relevance=0.2, dpp_window=dpp,
     )  # fmt: skip
     pages = [
         _run(scores, creators, groups, k, params, b, embeddings=emb).positions.tolist()
@@ -260,6 +263,19 @@ def test_diversity_prefers_dissimilar_items() -> None:
     assert page.positions.tolist() == [0, 2]
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_windowed_dpp_forgets_items_that_left_the_window(backend: str) -> None:
+    # 0 and 1 share a direction; 2 and 3 are orthogonal to them and to each other.
+    emb = np.array([[1, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1]], np.float32)
+    scores = [1.0, 0.95, 0.9, 0.0]
+    p = FairnessParams(policies=(P.DIVERSITY,), diversity_lambda=0.5, dpp_window=1)
+    page = _run(scores, range(4), [0] * 4, 3, p, backend, embeddings=emb)
+    assert page.positions.tolist() == [0, 2, 1]
+    wide = dataclasses.replace(p, dpp_window=3)
+    page = _run(scores, range(4), [0] * 4, 3, wide, backend, embeddings=emb)
+    assert page.positions.tolist() == [0, 2, 3]
+
+
 def test_amortised_exposure_prices_rise_for_an_under_exposed_group() -> None:
     rng = np.random.default_rng(1)
     tracker = fairness.ExposureTracker(window=50)
@@ -310,6 +326,7 @@ def test_fair_mtable_and_corrected_alpha() -> None:
         (FairnessParams(diversity_lambda=float("nan")), "diversity_lambda"),
         (FairnessParams(exposure_step=-1), "exposure_step"),
         (FairnessParams(cold_start_position=0), "cold_start_position"),
+        (FairnessParams(dpp_window=-1), "dpp_window"),
         (FairnessParams(cold_start_groups=("x",)), "cold-start group"),
         (FairnessParams(policies=(P.NONE, P.CREATOR_CAP)), "NONE cannot be combined"),
     ],

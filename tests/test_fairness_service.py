@@ -58,6 +58,7 @@ def test_options_override_the_defaults(stub: pb_grpc.RankingServiceStub, app: Ap
         repeat_decay=0.5,
         diversity_lambda=0.7,
         similarity=t.DIVERSITY_SIMILARITY_KEYWORD,
+        dpp_window=4,
         group_targets=[t.GroupTarget(group="new_creator", share=0.3)],
         cold_start_position=3,
     )
@@ -113,6 +114,7 @@ def test_rerank_stage_reports_too(stub: pb_grpc.RankingServiceStub, app: App) ->
         (t.FairnessOptions(policies=[42]), "not a known FairnessPolicy"),
         (t.FairnessOptions(fair_alpha=1.5), "fair_alpha"),
         (t.FairnessOptions(cold_start_position=0), "cold_start_position"),
+        (t.FairnessOptions(dpp_window=-2), "dpp_window"),
     ],
 )
 def test_invalid_options_are_invalid_argument(

@@ -86,3 +86,18 @@ def test_json_round_trip_and_edge_cases() -> None:
     bad["count"] = 99
     with pytest.raises(ValueError):
         LogHistogram.from_dict(bad)
+
+
+def test_since_is_the_difference() -> None:
+    h = LogHistogram()
+    h.record_many([0.001, 0.002, 0.003])
+    before = h.copy()
+    h.record_many([0.010, 0.020, 0.020])
+    d = h.since(before)
+    assert d.count == 3 and d.sum == pytest.approx(0.050)
+    assert d.buckets() == {i: n for i, n in h.buckets().items() if i not in before.buckets()}
+    assert d.percentile(50) == pytest.approx(0.020, rel=0.01)
+    assert 0.0099 < d.min <= 0.010 and 0.020 <= d.max < 0.0202
+    assert h.since(h).count == 0
+    with pytest.raises(ValueError, match="prefix"):
+        before.since(h)

@@ -45,7 +45,9 @@ def test_two_processes_share_the_port(built: dict[str, Any]) -> None:
         while time.monotonic() < deadline and not ready:
             with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
                 try:
-                    r = health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=1)
+                    r = health_pb2_grpc.HealthStub(ch).Check(
+                        health_pb2.HealthCheckRequest(), timeout=1
+                    )
                     ready = r.status == health_pb2.HealthCheckResponse.SERVING
                 except grpc.RpcError:
                     time.sleep(0.3)

@@ -2,7 +2,11 @@
 //! (the layout of `topk_probe`), for a matrix built in memory (`from_csr`, as the benchmark
 //! does) and for the memory-mapped files (`open`).
 //!
-//! `cargo run --release --example core_probe -- DIR [K] [open|csr|both]`
+//! `cargo run --release --example core_probe -- DIR [K] [open|csr|both|scoreloop|topkloop]`
+//!
+//! `scoreloop` and `topkloop` report per-thread CPU time (not wall time), which is steadier on
+//! the shared 2-core machine; `scoreloop` also compares the row kernels (one row at a time,
+//! four lanes over the CSR arrays, four lanes over the packed rows).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -75,26 +79,6 @@ fn probe(
             ss.push(t0.elapsed().as_secs_f64());
         }
         score_times.push(median(ss));
-        if std::env::var("VARIANTS").is_ok() {
-            let seq: Vec<i32> = (0..1000).collect();
-            let mut ss = Vec::new();
-            for _ in 0..200 {
-                let t0 = Instant::now();
-                std::hint::black_box(m.score(&t, &w, &seq)?);
-                ss.push(t0.elapsed().as_secs_f64());
-            }
-            print!(" [seq] {:.1}", median(ss) * 1e6);
-            let mut sorted = cands.clone();
-            sorted.sort_unstable();
-            let mut ss = Vec::new();
-            for _ in 0..200 {
-                let t0 = Instant::now();
-                std::hint::black_box(m.score(&t, &w, &sorted)?);
-                ss.push(t0.elapsed().as_secs_f64());
-            }
-            print!(" [sorted] {:.1}", median(ss) * 1e6);
-            println!();
-        }
         println!(
             "{name} q{qi}: topk {:.3} ms, score {:.1} us  scanned {} of {}, rescored {}",
             dt * 1e3,
@@ -117,7 +101,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
     let dir = PathBuf::from(
         args.next()
-            .ok_or("usage: core_probe DIR [K] [open|csr|both]")?,
+            .ok_or("usage: core_probe DIR [K] [open|csr|both|scoreloop|topkloop]")?,
     );
     let k: usize = args.next().map_or(Ok(100), |s| s.parse())?;
     let which = args.next().unwrap_or_else(|| "csr".into());
@@ -172,7 +156,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             })
             .collect();
         let none: Vec<i32> = Vec::new();
-        for (name, c) in [("none", &none), ("seq", &seq), ("rnd", &rnd)] {
+        let mut bylen = rnd.clone();
+        bylen.sort_by_key(|&c| m.row(c as usize).0.len());
+        for (name, c) in [
+            ("none", &none),
+            ("seq", &seq),
+            ("rnd", &rnd),
+            ("rnd by length", &bylen),
+        ] {
             let mut v = Vec::new();
             for _ in 0..30 {
                 let c0 = cpu_ns();

@@ -315,6 +315,7 @@ mod py {
         cold: &Bound<'py, PyAny>,
         cold_pos: i64,
         floor_over_cap: bool,
+        dpp_window: i64,
     ) -> PyResult<(Bound<'py, PyArray1<i64>>, u32)> {
         let r = arr::<f64>(rel, "rel", "float64")?;
         let c = arr::<i64>(creator, "creator", "int64")?;
@@ -345,6 +346,7 @@ mod py {
             class_groups: cg.slice(),
             cold_pos,
             floor_over_cap,
+            dpp_window: non_negative(dpp_window, "dpp_window")?,
         };
         // Small and fast (tens of microseconds): not worth releasing the GIL.
         let out = rerank::select(&cands, &settings).map_err(to_py_err)?;

@@ -20,6 +20,9 @@ use crate::error::{CoreError, Result};
 /// Flag bit in [`Selection::flags`]: the cold-start slot lifted an item.
 pub const LIFTED: u32 = 1;
 
+/// Added to the DPP kernel's diagonal, and the floor of its pivots and of `1 - s' S^-1 s`.
+pub const DPP_JITTER: f64 = 1e-6;
+
 /// Settings of one fill; slices are borrowed from the caller.
 #[derive(Debug, Clone, Copy)]
 pub struct Settings<'a> {
@@ -43,6 +46,10 @@ pub struct Settings<'a> {
     pub cold_pos: i64,
     /// A floor wins over the creator cap when both cannot hold.
     pub floor_over_cap: bool,
+    /// `> 0`: windowed greedy DPP instead of MMR. The diversity term becomes
+    /// `log(1 - s' S^-1 s)`, the log-determinant gain of adding the item to the last
+    /// `dpp_window` placed items (`S` their cosine kernel, `s` their cosines to the item).
+    pub dpp_window: usize,
 }
 
 /// Candidates of one fill: parallel arrays of length `n`.
@@ -171,10 +178,68 @@ struct Fill<'a> {
     folded: Vec<usize>,
     chosen: Vec<usize>,
     use_sim: bool,
+    /// Windowed DPP: the window's items and the Cholesky factor of their kernel (row-major).
+    dpp_items: Vec<usize>,
+    dpp_chol: Vec<f64>,
 }
 
 impl Fill<'_> {
+    fn cos(&self, a: usize, b: usize) -> f64 {
+        let d = self.c.dim;
+        f64::from(dot(
+            &self.c.emb[a * d..(a + 1) * d],
+            &self.c.emb[b * d..(b + 1) * d],
+        )) * self.inv_norm[a]
+            * self.inv_norm[b]
+    }
+
+    /// Rebuilds the DPP window (the last `dpp_window` placed items) and its factor.
+    fn refresh_window(&mut self) {
+        let w = self.s.dpp_window.min(self.chosen.len());
+        self.dpp_items = self.chosen[self.chosen.len() - w..].to_vec();
+        let mut l = vec![0.0f64; w * w];
+        for a in 0..w {
+            for b in 0..=a {
+                let mut v = if a == b {
+                    1.0 + DPP_JITTER
+                } else {
+                    self.cos(self.dpp_items[a], self.dpp_items[b])
+                };
+                for (x, y) in l[a * w..a * w + b].iter().zip(&l[b * w..b * w + b]) {
+                    v -= x * y;
+                }
+                l[a * w + b] = if a == b {
+                    v.max(DPP_JITTER).sqrt()
+                } else {
+                    v / l[b * w + b]
+                };
+            }
+        }
+        self.dpp_chol = l;
+    }
+
+    /// `log(1 - s' S^-1 s)` for candidate `i` against the window (0 for an empty window).
+    fn dpp_term(&self, i: usize) -> f64 {
+        let w = self.dpp_items.len();
+        let mut y = vec![0.0f64; w];
+        let mut norm = 0.0f64;
+        for a in 0..w {
+            let mut v = self.cos(i, self.dpp_items[a]);
+            for (x, yt) in self.dpp_chol[a * w..a * w + a].iter().zip(&y[..a]) {
+                v -= x * yt;
+            }
+            y[a] = v / self.dpp_chol[a * w + a];
+            norm += y[a] * y[a];
+        }
+        (1.0 - norm).max(DPP_JITTER).ln()
+    }
+
     fn value(&mut self, i: usize) -> f64 {
+        if self.s.dpp_window > 0 {
+            let reps = self.placed[self.creator[i]].len();
+            let term = if self.use_sim { self.dpp_term(i) } else { 0.0 };
+            return self.s.lam * self.c.rel[i] * self.s.mult[reps] + (1.0 - self.s.lam) * term;
+        }
         if self.use_sim && self.folded[i] < self.chosen.len() {
             let d = self.c.dim;
             let row = &self.c.emb[i * d..(i + 1) * d];
@@ -225,9 +290,11 @@ impl Fill<'_> {
                     break;
                 }
                 // The similarity folded so far only grows: skip the dot products when even
-                // the stale value cannot win.
+                // the stale value cannot win (MMR only: a DPP window also forgets items).
                 let stale = self.stale_value(i);
-                if stale < bv || (stale == bv && self.c.rank[i] > self.c.rank[b]) {
+                if self.s.dpp_window == 0
+                    && (stale < bv || (stale == bv && self.c.rank[i] > self.c.rank[b]))
+                {
                     continue;
                 }
             }
@@ -313,6 +380,8 @@ pub fn select(c: &Candidates<'_>, s: &Settings<'_>) -> Result<Selection> {
         folded: vec![0; n],
         chosen: Vec::with_capacity(k),
         use_sim: c.dim > 0 && s.lam < 1.0,
+        dpp_items: Vec::new(),
+        dpp_chol: Vec::new(),
     };
     let mut cold_done = false;
     let mut flags = 0u32;
@@ -343,6 +412,9 @@ pub fn select(c: &Candidates<'_>, s: &Settings<'_>) -> Result<Selection> {
             }
         }
         st.pos = pos;
+        if s.dpp_window > 0 && st.use_sim {
+            st.refresh_window();
+        }
         let mut pick = None;
         if any_forced {
             pick = st.best(Filter::ForcedFits);
@@ -448,6 +520,7 @@ mod tests {
             class_groups: &[],
             cold_pos: -1,
             floor_over_cap: false,
+            dpp_window: 0,
         }
     }
 
@@ -529,6 +602,35 @@ mod tests {
             ..settings(2, &mult)
         };
         assert_eq!(select(&cands, &s).unwrap().chosen, vec![0, 2]);
+    }
+
+    #[test]
+    fn windowed_dpp_prefers_a_new_direction_and_forgets_old_items() {
+        // Items 0 and 1 point the same way; 2 and 3 are orthogonal to them and to each other.
+        let c = Case::new(&[1.0, 0.95, 0.9, 0.1], &[0, 1, 2, 3], &[0; 4]);
+        let emb = [
+            1.0f32, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0,
+        ];
+        let cands = Candidates {
+            emb: &emb,
+            dim: 3,
+            ..c.cands()
+        };
+        let mult = [1.0; 5];
+        // A window of 1: after [0, 2] item 1 is compared with 2 only, as welcome as a new one.
+        let s = Settings {
+            lam: 0.5,
+            dpp_window: 1,
+            ..settings(3, &mult)
+        };
+        assert_eq!(select(&cands, &s).unwrap().chosen, vec![0, 2, 1]);
+        // A window of 3 remembers item 0: item 1 is redundant, the orthogonal item 3 wins.
+        let s = Settings {
+            lam: 0.5,
+            dpp_window: 3,
+            ..settings(3, &mult)
+        };
+        assert_eq!(select(&cands, &s).unwrap().chosen, vec![0, 2, 3]);
     }
 
     #[test]

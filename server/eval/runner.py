@@ -124,6 +124,7 @@ def in_process_rankers(
 
     out = {"reelrank": make(off), "reelrank_creator_cap": make(cap)}
     if with_default:
+        out["reelrank_creator_cap_window5"] = make(dataclasses.replace(cap, creator_window=5))
         out["reelrank_default_policy"] = make(default)
     return out
 
@@ -133,10 +134,11 @@ def grpc_rankers(
 ) -> dict[str, RankFn]:
     """Rank functions calling a live server's `Rank`: policy none, creator cap, server default."""
     from client import RankingClient
+    from server.api.reelrank.v1 import types_pb2
 
     client = RankingClient(target)
 
-    def make(policy: str | None) -> RankFn:
+    def make(policy: str | types_pb2.FairnessOptions | None) -> RankFn:
         def fn(user: str, k: int) -> list[str]:
             resp = client.rank(
                 user, k, fairness_policy=policy, num_candidates=num_candidates, timeout=30.0
@@ -147,6 +149,11 @@ def grpc_rankers(
 
     out = {"reelrank": make("none"), "reelrank_creator_cap": make("creator_cap")}
     if with_default:
+        out["reelrank_creator_cap_window5"] = make(
+            types_pb2.FairnessOptions(
+                policy=types_pb2.FAIRNESS_POLICY_CREATOR_CAP, creator_window=5
+            )
+        )
         out["reelrank_default_policy"] = make(None)
     return out
 

@@ -34,6 +34,9 @@ ProgressFn = Callable[[str, float], None]
 class BuildConfig:
     """Knobs of the offline build; every field is recorded in the snapshot manifest."""
 
+    # Weight per event type over server.data.schema.DEFAULT_EVENT_WEIGHTS (e.g. {"like": 5.0});
+    # an explicit `weight` column still wins. Views are also scaled by 0.5 + watch ratio.
+    event_weights: dict[str, float] | None = None
     embedding_dim: int = 64
     interaction_half_life_days: float = 30.0
     popularity_half_life_days: float = 7.0
@@ -392,7 +395,7 @@ def _build(
     _stage(progress, "loading", 2)
     t = time.perf_counter()
     items = loaders.load_items(Path(items_path))
-    inter = loaders.load_interactions(Path(interactions_path))
+    inter = loaders.load_interactions(Path(interactions_path), event_weights=cfg.event_weights)
     inter = loaders.filter_unknown_items(inter, items)
     t = timed("load", t)
     if inter.n_rows == 0:

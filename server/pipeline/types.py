@@ -120,6 +120,7 @@ class FairnessParams:
     group_targets: tuple[tuple[str, float], ...] = ()  # empty: catalogue shares
     diversity_lambda: float = 0.9
     similarity: Similarity = Similarity.EMBEDDING
+    dpp_window: int = 0  # > 0: windowed greedy DPP over the last dpp_window items, not MMR
     exposure_step: float = 0.005
     max_exposure_price: float = 1.0
     exposure_window: int = 1000  # pages kept by the server's exposure tracker

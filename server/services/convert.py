@@ -146,8 +146,9 @@ def fairness(msg: types_pb2.FairnessOptions, has: bool, cfg: ServerConfig) -> Fa
     ):
         if msg.HasField(name):
             changes[name] = float(getattr(msg, name))
-    if msg.HasField("cold_start_position"):
-        changes["cold_start_position"] = int(msg.cold_start_position)
+    for name in ("cold_start_position", "dpp_window"):
+        if msg.HasField(name):
+            changes[name] = int(getattr(msg, name))
     if msg.group_targets:
         changes["group_targets"] = tuple((t.group, float(t.share)) for t in msg.group_targets)
     if msg.similarity:

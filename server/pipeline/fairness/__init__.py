@@ -60,6 +60,7 @@ def select(
     cold_eligible: NDArray[np.bool_],
     cold_pos: int,
     floor_over_cap: bool,
+    dpp_window: int = 0,
     backend: str = "auto",
 ) -> tuple[NDArray[np.int64], int]:
     """The constrained greedy fill (`select.select_py` documents it); Rust when available."""
@@ -67,7 +68,7 @@ def select(
         return select_py(
             rel, creator, group, rank, emb, k, cap=cap, window=window, mult=mult, lam=lam,
             need=need, class_groups=class_groups, cold_eligible=cold_eligible,
-            cold_pos=cold_pos, floor_over_cap=floor_over_cap,
+            cold_pos=cold_pos, floor_over_cap=floor_over_cap, dpp_window=dpp_window,
         )  # fmt: skip
     n = rel.size
     d = emb.shape[1] if emb.ndim == 2 else 0
@@ -89,6 +90,7 @@ def select(
         np.ascontiguousarray(cold_eligible, np.uint8),
         cold_pos,
         floor_over_cap,
+        dpp_window,
     )
     return np.asarray(chosen, np.int64), int(flags)
 
@@ -157,9 +159,11 @@ def rerank(
             mult += params.repeat_decay_floor
         lam = 1.0
         emb = np.zeros((n, 0), np.float32)
+        dpp_window = 0
         if Policy.DIVERSITY in active and embeddings is not None and params.diversity_lambda < 1:
             lam = params.diversity_lambda
             emb = np.asarray(embeddings, np.float32)
+            dpp_window = params.dpp_window
         floors = floor_need(params, active, group_names, target, k)
         need, class_groups, _ = floors
         cold_pos = -1
@@ -173,7 +177,8 @@ def rerank(
             rel, creators.astype(np.int64), groups.astype(np.int64), rank, emb, k,
             cap=cap, window=window,
             mult=mult, lam=lam, need=need, class_groups=class_groups, cold_eligible=cold,
-            cold_pos=cold_pos, floor_over_cap=floor_first, backend=backend,
+            cold_pos=cold_pos, floor_over_cap=floor_first, dpp_window=dpp_window,
+            backend=backend,
         )  # fmt: skip
     window_share = None
     if tracker is not None:

@@ -45,6 +45,8 @@ def validate(params: FairnessParams, known_groups: list[str]) -> None:
     ):
         if not (math.isfinite(v) and v >= 0):
             raise InvalidArgument(f"{name} must be finite and >= 0, got {v}")
+    if params.dpp_window < 0:
+        raise InvalidArgument(f"dpp_window must be >= 0, got {params.dpp_window}")
     if params.exposure_window < 1:
         raise InvalidArgument(f"exposure_window must be >= 1, got {params.exposure_window}")
     if params.cold_start_position < 1:

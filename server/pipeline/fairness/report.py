@@ -114,10 +114,11 @@ def floors_met(
 ) -> NDArray[np.bool_]:
     """Per class: whether every prefix holds min(need, what the pool has of the class)."""
     k = page_groups.size
-    have = class_groups[:, pool_groups].sum(axis=1)
-    counts = np.zeros((class_groups.shape[0], k + 1), np.int64)
-    np.cumsum(class_groups[:, page_groups], axis=1, out=counts[:, 1:])
-    out: NDArray[np.bool_] = np.all(counts >= np.minimum(need[: k + 1].T, have[:, None]), axis=1)
+    n_groups = class_groups.shape[1]
+    have = class_groups.astype(np.int64) @ np.bincount(pool_groups, minlength=n_groups)[:n_groups]
+    counts = np.cumsum(class_groups[:, page_groups], axis=1, dtype=np.int64)
+    # Prefix 0 always holds (need[0] = 0); prefixes 1..k against the page's running counts.
+    out: NDArray[np.bool_] = np.all(counts >= np.minimum(need[1 : k + 1].T, have[:, None]), axis=1)
     return out
 
 

@@ -32,6 +32,8 @@ algorithm, and a parity test holds them to identical output.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -55,8 +57,14 @@ def select_py(
     cold_eligible: NDArray[np.bool_],
     cold_pos: int,
     floor_over_cap: bool,
+    dpp_window: int = 0,
 ) -> tuple[NDArray[np.int64], int]:
-    """Reference implementation (see the module docstring); returns (chosen, flags)."""
+    """Reference implementation (see the module docstring); returns (chosen, flags).
+
+    `dpp_window > 0` replaces MMR's penalty with the windowed greedy DPP term
+    `log(1 - s' S^-1 s)` against the last `dpp_window` placed items (scalar loops in the same
+    order as the Rust code, so both give bit-identical values).
+    """
     n = rel.size
     k = min(k, n)
     creator = np.unique(creator, return_inverse=True)[1].reshape(-1)
@@ -88,7 +96,12 @@ def select_py(
                 forced = out > 0
                 break
         reps = np.array([len(placed[int(c)]) for c in creator], np.int64)
-        value = lam * rel * mult[reps] - (1.0 - lam) * max_sim
+        if dpp_window > 0:
+            recent = chosen[len(chosen) - min(dpp_window, len(chosen)) :]
+            terms = _dpp_terms(emb, inv_norm, recent) if use_sim else np.zeros(n)
+            value = lam * rel * mult[reps] + (1.0 - lam) * terms
+        else:
+            value = lam * rel * mult[reps] - (1.0 - lam) * max_sim
         free = ~taken
         cap_ok = np.array([fits(i, pos) for i in range(n)]) & free
         in_forced = member[forced].any(axis=0) if forced is not None else None
@@ -123,7 +136,41 @@ def select_py(
             remaining -= inc
         if cold_eligible[pick] and pos <= max(cold_pos, 0):
             cold_done = True
-        if use_sim:
+        if use_sim and dpp_window == 0:
             dots = (emb.astype(np.float32) @ emb[pick].astype(np.float32)).astype(np.float64)
             max_sim = np.maximum(max_sim, dots * inv_norm * inv_norm[pick])
     return np.asarray(chosen, np.int64), flags
+
+
+DPP_JITTER = 1e-6
+
+
+def _dpp_terms(
+    emb: NDArray[np.float32], inv_norm: NDArray[np.float64], window: list[int]
+) -> NDArray[np.float64]:
+    """`log(1 - s' S^-1 s)` of every candidate against `window` (S: its cosine kernel)."""
+    e = emb.astype(np.float32)
+
+    def cos(a: int, b: int) -> float:
+        return float(np.dot(e[a], e[b])) * float(inv_norm[a]) * float(inv_norm[b])
+
+    w = len(window)
+    chol = [[0.0] * w for _ in range(w)]
+    for a in range(w):
+        for b in range(a + 1):
+            v = 1.0 + DPP_JITTER if a == b else cos(window[a], window[b])
+            for t in range(b):
+                v -= chol[a][t] * chol[b][t]
+            chol[a][b] = math.sqrt(max(v, DPP_JITTER)) if a == b else v / chol[b][b]
+    out = np.zeros(emb.shape[0])
+    for i in range(emb.shape[0]):
+        y = [0.0] * w
+        norm = 0.0
+        for a in range(w):
+            v = cos(i, window[a])
+            for t in range(a):
+                v -= chol[a][t] * y[t]
+            y[a] = v / chol[a][a]
+            norm += y[a] * y[a]
+        out[i] = math.log(max(1.0 - norm, DPP_JITTER))
+    return out
