@@ -161,5 +161,3 @@ def resolve_items(snap: LoadedSnapshot, item_ids: list[str]) -> NDArray[np.int32
             f"item(s) not in snapshot {snap.version}: {shown}{more}", snapshot_version=snap.version
         )
     return np.asarray(idx, dtype=np.int32)
-
-
