@@ -58,7 +58,10 @@ def test_rank_known_user_returns_distinct_unseen_items(
     assert not resp.cold_start
     # Default policy caps creators at 2 per page; the report agrees with the page.
     creators = [it.creator_id for it in resp.items]
-    assert max(creators.count(c) for c in creators) <= 2
+    # Default policy: at most 2 items of a creator in any 5 consecutive positions.
+    for start in range(len(creators) - 4):
+        window = creators[start : start + 5]
+        assert max(window.count(c) for c in window) <= 2
     assert resp.fairness_report.max_items_per_creator == max(creators.count(c) for c in creators)
     assert resp.fairness_report.distinct_creators == len(set(creators))
     assert resp.fairness_report.constraints_satisfied
@@ -159,7 +162,9 @@ def test_rerank_stage_caps_creators(app: App, stub: pb_grpc.RankingServiceStub) 
             items=items,
             num_results=10,
             fairness=types_pb2.FairnessOptions(
-                policy=types_pb2.FAIRNESS_POLICY_CREATOR_CAP, max_items_per_creator=2
+                policy=types_pb2.FAIRNESS_POLICY_CREATOR_CAP,
+                max_items_per_creator=2,
+                creator_window=10,  # the whole 10-item page
             ),
         ),
         timeout=10,

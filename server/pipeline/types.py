@@ -109,8 +109,11 @@ class FairnessParams:
     """
 
     policy: Policy = Policy.DEFAULT
+    # At most 2 items of one creator in any 5 consecutive positions: no creator floods a
+    # screen, while a strong creator may still appear again further down. A whole-page cap
+    # (creator_window=0) cost 7% NDCG@10 on MovieLens and 4 points of DCG on the synthetic feed.
     max_per_creator: int = 2
-    creator_window: int = 0  # 0: the whole page
+    creator_window: int = 5  # 0: the whole page
     protected_groups: tuple[str, ...] = ()
     min_protected_share: float = 0.0  # FA*IR p; 0: the protected groups' catalogue share
     policies: tuple[Policy, ...] = ()
