@@ -100,8 +100,11 @@ def _item_query(directory: Path, manifest: dict[str, Any], item_emb: NDArray[Any
 def _item_knn(
     directory: Path, manifest: dict[str, Any], n_items: int
 ) -> _core.KeywordMatrix | None:
+    if "knn/kw_indptr.npy" in manifest["files"]:
+        return _core.KeywordMatrix.open(str(directory / "knn"))
     if "knn_indptr.npy" not in manifest["files"]:
         return None
+    # Snapshots written before the knn/ directory: copied into memory.
     return _core.KeywordMatrix.from_csr(
         snapshot.load_array(directory, "knn_indptr"),
         snapshot.load_array(directory, "knn_indices"),

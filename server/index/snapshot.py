@@ -88,7 +88,10 @@ class SnapshotWriter:
             self._lock_fd = None
 
     def array(self, name: str, arr: NDArray[Any]) -> None:
-        np.save(self.tmp / f"{name}.npy", np.ascontiguousarray(arr), allow_pickle=False)
+        """Write `name`.npy; a name like `knn/kw_data` lands in a subdirectory."""
+        path = self.tmp / f"{name}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, np.ascontiguousarray(arr), allow_pickle=False)
 
     def text(self, name: str, content: str) -> None:
         (self.tmp / name).write_text(content, encoding="utf-8")
@@ -97,12 +100,16 @@ class SnapshotWriter:
         return self.tmp / name
 
     def commit(self, manifest: dict[str, Any]) -> Path:
-        files = sorted(p for p in self.tmp.iterdir() if p.is_file() and p.name != LOCK)
+        files = sorted(p for p in self.tmp.rglob("*") if p.is_file() and p.name != LOCK)
         manifest = dict(manifest)
         manifest["format_version"] = FORMAT_VERSION
         manifest["version"] = self.version
         manifest["files"] = {
-            p.name: {"sha256": sha256_file(p), "bytes": p.stat().st_size} for p in files
+            p.relative_to(self.tmp).as_posix(): {
+                "sha256": sha256_file(p),
+                "bytes": p.stat().st_size,
+            }
+            for p in files
         }
         for p in files:
             with p.open("rb") as f:
@@ -112,6 +119,8 @@ class SnapshotWriter:
         with tmp_manifest.open("rb") as f:
             os.fsync(f.fileno())
         tmp_manifest.rename(self.tmp / MANIFEST)
+        for sub_dir in {p.parent for p in files if p.parent != self.tmp}:
+            _fsync_dir(sub_dir)
         # Unlinking the lock file touches the directory's mtime, so a concurrent cleanup that
         # finds no lock file also finds a directory too fresh to be stale.
         (self.tmp / LOCK).unlink()
