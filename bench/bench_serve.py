@@ -298,7 +298,7 @@ def write_markdown(r: dict[str, Any]) -> None:
         f"{r['machine']['cores']} cores; client and server on the same machine. Catalogue: "
         f"{r['catalogue']['items']:,} items, {r['catalogue']['users']:,} users "
         "(synthetic, seed 5); "
-        "500 candidates, 20 results, default fairness policy (creator cap).",
+        "500 candidates, 20 results, the default fairness policy (docs/FAIRNESS.md).",
         "",
         "| measure | result | target |",
         "|---|---|---|",
@@ -331,7 +331,7 @@ def write_markdown(r: dict[str, Any]) -> None:
     section = "\n".join(lines)
     pattern = re.compile(r"## Serving \(make bench-serve\).*?(?=\n## |\Z)", re.S)
     text = (
-        pattern.sub(section.rstrip("\n"), text)
+        pattern.sub(lambda _: section.rstrip("\n") + "\n", text)
         if pattern.search(text)
         else text.rstrip("\n") + "\n\n" + section
     )
