@@ -703,6 +703,13 @@ def _cmd_rank(args: argparse.Namespace) -> int:
     if response.HasField("fairness_report"):
         fr = response.fairness_report
         policy = types_pb2.FairnessPolicy.Name(fr.policy).removeprefix("FAIRNESS_POLICY_").lower()
+        if fr.policy == types_pb2.FAIRNESS_POLICY_UNSPECIFIED:
+            # UNSPECIFIED in a report means the server's default composition.
+            names = [
+                types_pb2.FairnessPolicy.Name(p).removeprefix("FAIRNESS_POLICY_").lower()
+                for p in fr.policies
+            ]
+            policy = f"server default ({', '.join(names)})" if names else "server default"
         print(
             f"fairness: policy {policy}, max items/creator {fr.max_items_per_creator}, "
             f"distinct creators {fr.distinct_creators}, min exposure ratio "

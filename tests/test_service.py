@@ -75,9 +75,23 @@ def test_rank_is_personalised(app: App, stub: pb_grpc.RankingServiceStub) -> Non
 
 
 def test_unknown_user_gets_cold_start_page(stub: pb_grpc.RankingServiceStub) -> None:
-    resp = stub.Rank(pb.RankRequest(user_id="nobody-at-all", num_results=10), timeout=10)
+    resp = stub.Rank(
+        pb.RankRequest(
+            user_id="nobody-at-all",
+            num_results=10,
+            fairness=types_pb2.FairnessOptions(policy=types_pb2.FAIRNESS_POLICY_NONE),
+        ),
+        timeout=10,
+    )
     assert resp.cold_start
     assert len({i.item_id for i in resp.items}) == 10
+    # Ranked by trend (popularity, freshness as tie-breaker), not by all-zero personal signals.
+    scores = [i.score for i in resp.items]
+    assert scores == sorted(scores, reverse=True) and min(scores) > 0
+    for i in resp.items:
+        s = i.stage_scores
+        assert i.score == pytest.approx(s.popularity + 0.3 * s.freshness, abs=1e-5)
+    assert sum(i.stage_scores.popularity for i in resp.items) / len(resp.items) > 0.8
 
 
 def test_recent_events_and_exclusions_are_removed(

@@ -86,6 +86,13 @@ def apply_blend(snap: LoadedSnapshot, scores: Scores, overrides: dict[str, float
     return dataclasses.replace(scores, total=total.astype(np.float32))
 
 
+def cold_start_blend(scores: Scores) -> dict[str, float]:
+    """Weights for a user with no profile: trending first, freshness as a tie-breaker."""
+    weights = dict.fromkeys(signal_names(scores), 0.0)
+    weights.update(popularity=1.0, freshness=0.3)
+    return weights
+
+
 def signal_names(scores: Scores) -> list[str]:
     """The per-signal arrays of `Scores` (every field but the items and the blended total)."""
     return [f.name for f in dataclasses.fields(scores) if f.name not in ("items", "total")]
@@ -122,6 +129,10 @@ def rank(
         scores = ranking.score(snap, state, cands.items)
     if blend:
         scores = apply_blend(snap, scores, blend)
+    elif not np.any(state.embedding) and state.q_terms.size == 0:
+        # Nothing personal to go on (unknown user, no usable events): the fitted blend is
+        # about personal signals and may give popularity no weight, so rank by trend.
+        scores = apply_blend(snap, scores, cold_start_blend(scores))
     t2 = time.perf_counter_ns()
     page = rerank_scores(snap, cands.items, scores.total, num_results, params, tracker)
     t3 = time.perf_counter_ns()
