@@ -27,7 +27,6 @@ import os
 import platform
 import re
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -38,13 +37,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _support import free_port, wait_ready  # noqa: E402  (bench/ is on sys.path)
+
 SECTION = "## Client and load tester (make bench-client)"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def realistic_response() -> bytes:
@@ -89,24 +84,6 @@ def realistic_response() -> bytes:
         ),
     )
     return bytes(response.SerializeToString())
-
-
-def wait_ready(port: int, timeout: float = 60) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while time.monotonic() < deadline:
-            try:
-                r = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if r.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.2)
-    raise RuntimeError(f"server on {port} not ready in {timeout}s")
 
 
 # ============================================================================================
@@ -358,7 +335,7 @@ def main() -> None:
             stdout=subprocess.DEVNULL,
         )  # fmt: skip
         try:
-            wait_ready(port)
+            wait_ready(port, timeout=60)
             for k in range(args.rounds):
                 # Alternate which client goes first so drifting background load evens out.
                 order = ("plain", "loadtest") if k % 2 == 0 else ("loadtest", "plain")

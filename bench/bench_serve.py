@@ -20,7 +20,6 @@ import platform
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -31,13 +30,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from _support import free_port, wait_ready  # noqa: E402  (bench/ is on sys.path)
+
 CACHE = ROOT / "var" / "bench" / "serve"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def ensure_snapshot(n_items: int, n_users: int) -> Path:
@@ -85,24 +80,6 @@ def pipeline_latency(snap_dir: Path, n: int) -> dict[str, Any]:
     }
 
 
-def wait_ready(port: int, timeout: float = 900) -> None:
-    import grpc
-    from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-    deadline = time.monotonic() + timeout
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
-        stub = health_pb2_grpc.HealthStub(ch)
-        while time.monotonic() < deadline:
-            try:
-                r = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
-                if r.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.3)
-    raise RuntimeError(f"server on {port} not ready in {timeout}s")
-
-
 def memory_of(pid: int) -> dict[str, float]:
     """RSS and PSS (shared pages split between sharers) in MiB, from smaps_rollup."""
     text = Path(f"/proc/{pid}/smaps_rollup").read_text()
@@ -121,7 +98,7 @@ class Server:
     def __init__(self, args: list[str], port: int) -> None:
         self.port = port
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        wait_ready(port)
+        wait_ready(port, timeout=900)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)

@@ -33,7 +33,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from _support import free_port  # noqa: E402  (bench/ is on sys.path)
 
 from client.loadtest import LoadReport  # noqa: E402
 from client.rank_client import AdminClient, RankingClient  # noqa: E402
@@ -59,12 +60,6 @@ def log(msg: str) -> None:
 
 def run(*args: str) -> None:
     subprocess.run([PY, "-m", *args], cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:

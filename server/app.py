@@ -10,7 +10,6 @@ import logging
 from concurrent import futures
 from dataclasses import dataclass
 
-import faiss
 import grpc
 from google.longrunning import operations_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -67,8 +66,6 @@ def warm_up(snap: LoadedSnapshot) -> None:
 
 
 def create_server(config: ServerConfig, *, load: bool = True) -> App:
-    # Requests already run on a thread pool; FAISS' own OpenMP threads would oversubscribe.
-    faiss.omp_set_num_threads(1)
     if not config.data_roots:
         config.data_roots = (config.snapshot_dir.resolve().parent,)
     store = SnapshotStore(config.snapshot_dir, warmup=warm_up)

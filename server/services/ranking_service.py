@@ -8,7 +8,7 @@ import numpy as np
 from server.api.reelrank.v1 import ranking_service_pb2 as pb
 from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
 from server.api.reelrank.v1 import types_pb2
-from server.config import MAX_CANDIDATES, ServerConfig
+from server.config import MAX_CANDIDATES, MAX_RESULTS, ServerConfig
 from server.errors import InvalidArgument
 from server.index.store import SnapshotStore
 from server.logs import REQUEST_ID
@@ -158,7 +158,7 @@ class RankingService(pb_grpc.RankingServiceServicer):
                 f"items has {len(request.items)} entries; at most {MAX_CANDIDATES} are accepted"
             )
         n = convert.bounded(
-            "num_results", request.num_results, self.config.default_num_results, 1000
+            "num_results", request.num_results, self.config.default_num_results, MAX_RESULTS
         )
         params = convert.fairness(request.fairness, request.HasField("fairness"), self.config)
         seen: set[str] = set()
