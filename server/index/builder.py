@@ -22,7 +22,7 @@ from numpy.typing import NDArray
 
 from server import _core
 from server.data import loaders
-from server.index import ann, blas, blend, collab, snapshot, text
+from server.index import ann, blas, blend, collab, snapshot, text, user_candidates
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class BuildConfig:
     fresh_window_days: float = 3.0
     pool_size: int = 2000
     profile_terms: int = 64
-    ann_exact_threshold: int = 200_000
+    ann_exact_threshold: int = 50_000
     ann_recall_queries: int = 200
     small_creator_max_items: int = 5
     protected_groups: tuple[str, ...] = ("new_creator",)
@@ -67,6 +67,10 @@ class BuildConfig:
     blend_ann_candidates: int = 250
     blend_keyword_candidates: int = 125
     blend_popular_candidates: int = 50
+    # Per-user lists precomputed for requests without recent events (user_candidates.py):
+    # a little over the default quotas for 500 candidates (225 ANN, 100 keyword); 0 disables.
+    precompute_ann: int = 300
+    precompute_keyword: int = 150
     # BLAS threads during the build (server/index/blas.py); 0 leaves OpenBLAS' default pool.
     blas_threads: int = 1
     seed: int = 0
@@ -463,8 +467,22 @@ def _build(
     sample = emb.users[
         rng.choice(n_users, size=min(n_users, cfg.ann_recall_queries), replace=False)
     ]
-    recall = ann.recall_at_k(index.index, emb.items, sample, k=100)
+    recall = ann.recall_at_k(index, emb.items, sample, k=100)
     t = timed("ann", t)
+
+    _stage(progress, "user candidates", 70)
+    ucand: dict[str, user_candidates.Csr] = {}
+    if cfg.precompute_keyword > 0:
+        kwm = _core.KeywordMatrix.from_csr(
+            kw.indptr.astype(np.int64), kw.indices.astype(np.int32), kw.data, kw.shape[1]
+        )
+        ucand["keyword"] = user_candidates.keyword_lists(
+            kwm, profiles, seen, cfg.precompute_keyword
+        )
+        del kwm
+    if cfg.precompute_ann > 0:
+        ucand["ann"] = user_candidates.ann_lists(index, emb.users, seen, cfg.precompute_ann)
+    t = timed("user_candidates", t)
 
     _stage(progress, "pools", 75)
     pop_norm = _pop_norm(popularity)
@@ -528,6 +546,10 @@ def _build(
         out.array("pool_popular", popular_pool.astype(np.int32))
         out.array("pool_fresh", fresh_pool.astype(np.int32))
         out.array("pool_cold_start", cold_pool.astype(np.int32))
+        for source, (c_indptr, c_ids, c_scores) in ucand.items():
+            out.array(f"ucand/{source}_indptr", c_indptr)
+            out.array(f"ucand/{source}_items", c_ids)
+            out.array(f"ucand/{source}_scores", c_scores)
         ann.save(index.index, out.path("faiss.index"))
         timed("write", t)
         manifest: dict[str, Any] = {
@@ -568,10 +590,14 @@ def _build(
             "ann": {
                 "factory": index.factory,
                 "nprobe": index.nprobe,
+                "refine": index.refine,
                 "recall_at_100": round(recall, 4),
                 "dim": int(emb.items.shape[1]),
                 "max_item_norm": float(np.linalg.norm(emb.items, axis=1).max(initial=0.0)) or 1.0,
             },
+            "user_candidates": user_candidates.manifest_entry(
+                ucand, {"ann": cfg.precompute_ann, "keyword": cfg.precompute_keyword}
+            ),
             "timings_s": timings,
         }
         manifest["build_seconds"] = round(time.perf_counter() - t_all, 3)

@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from server import _core
 from server.index import ann, snapshot
 from server.index.ids import IdIndex, IdTable
+from server.index.user_candidates import UserCandidates
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +64,9 @@ class LoadedSnapshot:
     useen_indptr: NDArray[np.int64]
     useen_items: NDArray[np.int32]
     pools: dict[str, NDArray[np.int32]]
-    ann_index: faiss.Index
+    ann_index: ann.AnnIndex
+    # Precomputed ANN and keyword lists per stored user (absent in older snapshots).
+    user_candidates: UserCandidates
     blend_weights: dict[str, float]
 
     @property
@@ -111,6 +114,19 @@ def _item_knn(
         snapshot.load_array(directory, "knn_data"),
         n_items,
     )
+
+
+def _user_candidates(directory: Path, manifest: dict[str, Any]) -> UserCandidates:
+    lists = {}
+    for source in ("ann", "keyword"):
+        if f"ucand/{source}_indptr.npy" in manifest["files"]:
+            lists[source] = (
+                snapshot.load_array(directory, f"ucand/{source}_indptr"),
+                snapshot.load_array(directory, f"ucand/{source}_items"),
+                snapshot.load_array(directory, f"ucand/{source}_scores"),
+            )
+    k = {s: int(manifest["user_candidates"][s]["k"]) for s in lists}
+    return UserCandidates(lists, k)
 
 
 def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSnapshot:
@@ -172,8 +188,15 @@ def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSn
             pools={
                 name: np.asarray(arr(f"pool_{name}")) for name in ("popular", "fresh", "cold_start")
             },
-            ann_index=ann.load(directory / "faiss.index", int(manifest["ann"]["nprobe"])),
+            ann_index=ann.load(
+                directory / "faiss.index",
+                factory=str(manifest["ann"]["factory"]),
+                nprobe=int(manifest["ann"]["nprobe"]),
+                refine=int(manifest["ann"].get("refine", 1)),
+                vectors=item_emb,
+            ),
             blend_weights={k: float(v) for k, v in manifest["blend_weights"].items()},
+            user_candidates=_user_candidates(directory, manifest),
         )
     except (KeyError, OSError, ValueError) as exc:
         raise snapshot.SnapshotError(f"{directory}: cannot open snapshot: {exc}") from exc

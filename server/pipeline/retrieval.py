@@ -48,7 +48,7 @@ def _search(
     """FAISS search for several query vectors; hits merged best-first, excluded removed."""
     # Ask for enough extra neighbours that removing seen items still leaves `quota`.
     k = min(snap.n_items, quota + excluded.size)
-    scores, ids = snap.ann_index.search(np.ascontiguousarray(queries, dtype=np.float32), k)
+    scores, ids = snap.ann_index.search(queries, k)
     ids, scores = ids.ravel(), scores.ravel()
     keep = ids >= 0
     if excluded.size:
@@ -61,11 +61,31 @@ def _search(
     return ids[first][:quota].astype(np.int64), scores[first][:quota].astype(np.float32)
 
 
+def _precomputed(snap: LoadedSnapshot, state: UserState, source: str, quota: int) -> Hit | None:
+    """The build's list for this user and source, less excluded items, if it answers `quota`
+    exactly as an online search would; None when the search must run."""
+    cands = snap.user_candidates
+    if not state.stored_query or state.user_index is None or not cands.has(source):
+        return None
+    ids, scores = cands.get(source, state.user_index)
+    # A keyword list shorter than the build's k holds every match there was (an ANN list
+    # may be short because the build skipped past at most MAX_SEEN_SKIP seen items).
+    complete = source == "keyword" and ids.size < cands.k[source]
+    keep = ~in_sorted(ids.astype(np.int64), state.excluded)
+    if int(keep.sum()) < quota and not complete:
+        return None
+    ids, scores = ids[keep][:quota], scores[keep][:quota]
+    return ids.astype(np.int64), scores
+
+
 def _ann(
     snap: LoadedSnapshot, state: UserState, quota: int
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or not np.any(state.embedding):
         return EMPTY
+    hit = _precomputed(snap, state, "ann", quota)
+    if hit is not None:
+        return hit
     return _search(snap, state.embedding.reshape(1, -1), quota, state.excluded)
 
 
@@ -88,6 +108,9 @@ def _keyword(
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or state.q_terms.size == 0:
         return EMPTY
+    hit = _precomputed(snap, state, "keyword", quota)
+    if hit is not None:
+        return hit
     ids, scores = snap.keywords.topk(state.q_terms, state.q_weights, quota, state.excluded)
     return ids.astype(np.int64), scores
 

@@ -172,6 +172,9 @@ class UserState:
     history_weights: NDArray[np.float32] = field(default_factory=lambda: np.zeros(0, np.float32))
     # Recent items with positive feedback, oldest first: seeds for item-neighbour retrieval.
     positive_recent: NDArray[np.int32] = field(default_factory=lambda: np.zeros(0, np.int32))
+    # True when the embedding and keyword profile are the snapshot's own (a stored user with
+    # no recent events): retrieval may then read the build's precomputed lists.
+    stored_query: bool = False
 
     @property
     def cold(self) -> bool:

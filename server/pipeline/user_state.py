@@ -97,4 +97,5 @@ def build_user_state(
         positive_recent=positive,
         history=history,
         history_weights=np.ones(history.size, np.float32),
+        stored_query=u is not None and not known_events,
     )

@@ -1,0 +1,98 @@
+"""Precomputed per-user retrieval lists against the online searches they stand in for."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from server.index import builder
+from server.index.loaded import LoadedSnapshot, open_snapshot
+from server.pipeline import retrieval
+from server.pipeline.types import Event
+from server.pipeline.user_state import build_user_state
+
+
+@pytest.fixture(scope="module")
+def snap(built: dict[str, Any]) -> LoadedSnapshot:
+    return open_snapshot(Path(built["path"]))
+
+
+def _online(state: Any) -> Any:
+    return dataclasses.replace(state, stored_query=False)
+
+
+def test_build_writes_both_lists(snap: LoadedSnapshot) -> None:
+    cands = snap.user_candidates
+    assert cands.has("ann") and cands.has("keyword")
+    assert cands.k == {"ann": 300, "keyword": 150}
+    assert snap.manifest["user_candidates"]["keyword"]["users"] == snap.n_users
+
+
+def test_keyword_lists_equal_the_online_exact_topk(snap: LoadedSnapshot) -> None:
+    used = 0
+    for u in range(0, snap.n_users, 7):
+        state = build_user_state(snap, snap.user_ids[u], [], [])
+        assert state.stored_query
+        pre = retrieval._keyword(snap, state, 100)
+        online = retrieval._keyword(snap, _online(state), 100)
+        np.testing.assert_array_equal(pre[0], online[0])
+        np.testing.assert_array_equal(pre[1], online[1])
+        used += pre[0].size > 0
+    assert used > 50
+
+
+def test_ann_lists_equal_the_online_search(snap: LoadedSnapshot) -> None:
+    for u in range(0, snap.n_users, 7):
+        state = build_user_state(snap, snap.user_ids[u], [], [])
+        pre_ids, pre_sc = retrieval._ann(snap, state, 225)
+        on_ids, on_sc = retrieval._ann(snap, _online(state), 225)
+        np.testing.assert_allclose(pre_sc, on_sc, rtol=1e-5, atol=1e-6)
+        # Same items (the order of exactly tied scores may differ).
+        assert set(pre_ids.tolist()) == set(on_ids.tolist())
+        assert not np.isin(pre_ids, state.excluded).any()
+
+
+def test_request_exclusions_are_dropped_and_the_quota_still_filled(snap: LoadedSnapshot) -> None:
+    u = 3
+    base = build_user_state(snap, snap.user_ids[u], [], [])
+    first = retrieval._keyword(snap, base, 100)[0]
+    drop = [snap.item_ids[int(i)] for i in first[:30]]
+    state = build_user_state(snap, snap.user_ids[u], [], drop)
+    assert state.stored_query
+    ids, scores = retrieval._keyword(snap, state, 100)
+    assert not np.isin(ids, first[:30]).any()
+    online = retrieval._keyword(snap, _online(state), 100)
+    np.testing.assert_array_equal(ids, online[0])
+    np.testing.assert_array_equal(scores, online[1])
+
+
+def test_quota_beyond_the_list_searches_online(snap: LoadedSnapshot) -> None:
+    state = build_user_state(snap, snap.user_ids[5], [], [])
+    ids, _ = retrieval._ann(snap, state, 400)  # the build kept 300
+    on_ids, _ = retrieval._ann(snap, _online(state), 400)
+    assert ids.size == on_ids.size > 300
+
+
+def test_recent_events_always_search_online(snap: LoadedSnapshot) -> None:
+    liked = Event(item_id=snap.item_ids[0], event_type="like", timestamp=1.0, watch_ratio=1.0)
+    state = build_user_state(snap, snap.user_ids[5], [liked], [])
+    assert not state.stored_query
+    anonymous = build_user_state(snap, "", [], [])
+    assert not anonymous.stored_query
+
+
+def test_snapshot_without_lists_searches_online(demo_dir: Path, tmp_path: Path) -> None:
+    cfg = builder.BuildConfig(
+        precompute_ann=0, precompute_keyword=0, blend_weights={"keyword": 1.0}
+    )
+    m = builder.build_snapshot(
+        demo_dir / "interactions.csv", demo_dir / "items.csv", tmp_path, config=cfg
+    )
+    bare = open_snapshot(Path(m["path"]))
+    assert not bare.user_candidates.has("ann") and not bare.user_candidates.has("keyword")
+    state = build_user_state(bare, bare.user_ids[2], [], [])
+    assert retrieval._keyword(bare, state, 50)[0].size > 0
