@@ -11,7 +11,9 @@ scores 500 candidates once; the page of 20 is then cut by the unconstrained orde
 and by the server's default policy (one `ExposureTracker` across the users, in order, as a server
 would). Reported: each group's position-discounted exposure share over all pages against its
 target (catalogue share), DCG retained (gains = ranking scores), NDCG@10 against held-out views,
-creator-exposure Gini, and hard-constraint checks of every page.
+creator-exposure Gini, and hard-constraint checks of every page. For scale: the Lagrangian
+page (`frontier`: the most DCG any re-ranker keeps at a given protected exposure) and the Gini of
+relevance-blind random pages (`reference_gini`).
 
 Latency: `fairness.rerank` of 500 scored candidates down to 50 with every policy on (creator cap
 over a window, repeat decay, FA*IR floor + group shares, MMR over 64-d embeddings, amortised
@@ -106,6 +108,121 @@ def variants(params: FairnessParams) -> dict[str, FairnessParams]:
             out[f"default + {pol.value}"] = dataclasses.replace(params, policies=(*act, pol))
     for price in (0.1, 0.15):
         out[f"default, max price {price}"] = dataclasses.replace(params, max_exposure_price=price)
+    for w in (0.0, 0.1):
+        if w != params.creator_exposure_weight:
+            out[f"default, creator weight {w}"] = dataclasses.replace(
+                params, creator_exposure_weight=w
+            )
+    return out
+
+
+def frontier(
+    snap: LoadedSnapshot,
+    cases: list[tuple[str, NDArray[np.int32], NDArray[np.float32]]],
+    target: NDArray[np.float64],
+    protected: tuple[str, ...],
+    params: FairnessParams,
+) -> dict[str, Any]:
+    """The most DCG any re-ranker keeps while the protected groups reach a given exposure.
+
+    Lagrangian relaxation of "maximise the mean DCG retained subject to the protected groups'
+    exposure over all pages": with one price `mu` for every page, each page sorts by
+    `gain / ideal DCG + mu * protected` (the rearrangement inequality makes that the page's
+    optimum), and bisection on `mu` finds the smallest price whose exposure ratio reaches the
+    level. Without the creator cap this is the exact optimum up to the duality gap, reported as
+    `dcg_upper_bound` (`mean DCG + mu * (mean exposure - required)`): no policy can keep more.
+    With the cap the same price goes through the constrained fill (cap only; a heuristic).
+    """
+    disc = fairness.report.discount(PAGE)
+    pages = []
+    for _, items, total in cases:
+        s = total.astype(np.float64)
+        g = np.maximum(s, 0.0)
+        order = np.lexsort((np.arange(s.size), -s))
+        ideal = float((g[order[:PAGE]] * disc).sum())
+        prot = fairness.report.in_groups(
+            snap.item_group[items].astype(np.int64), protected, snap.groups
+        ).astype(np.float64)
+        rank = np.empty(s.size, np.int64)
+        rank[order] = np.arange(s.size)
+        pages.append((g, ideal, prot, rank, snap.item_creator[items].astype(np.int64)))
+    share = float(target[[snap.groups.index(x) for x in protected]].sum())
+    no_need = np.zeros((PAGE + 1, 0), np.int32)
+    no_cls = np.zeros((0, len(snap.groups)), np.uint8)
+    no_emb = np.zeros((max((p[0].size for p in pages), default=0), 0), np.float32)
+
+    def run(mu: float, cap: bool) -> tuple[float, float, float, float]:
+        dcg, expo = [], []
+        for g, ideal, prot, rank, creators in pages:
+            v = g / max(ideal, 1e-12) + mu * prot
+            if cap:
+                chosen, _ = fairness.select(
+                    v, creators, np.zeros(v.size, np.int64), rank, no_emb[: v.size], PAGE,
+                    cap=params.max_per_creator, window=params.creator_window or PAGE,
+                    mult=np.ones(PAGE + 1), lam=1.0, need=no_need, class_groups=no_cls,
+                    cold_eligible=np.zeros(v.size, bool), cold_pos=-1, floor_over_cap=False,
+                )  # fmt: skip
+            else:
+                chosen = np.lexsort((rank, -v))[:PAGE]
+            d = disc[: chosen.size]
+            dcg.append(float((g[chosen] * d).sum()) / ideal if ideal > 0 else 1.0)
+            expo.append(float((prot[chosen] * d).sum()) / float(d.sum()))
+        return float(np.mean(dcg)), float(np.min(dcg)), float(np.mean(expo)) / share, mu
+
+    out: dict[str, Any] = {}
+    for cap in (False, True):
+        for level in (0.9, 1.0):
+            lo, hi = 0.0, 2.0
+            best = run(hi, cap)
+            for _ in range(18):
+                mid = (lo + hi) / 2
+                r = run(mid, cap)
+                if r[2] >= level:
+                    hi, best = mid, r
+                else:
+                    lo = mid
+            mean, worst, ratio, mu = best
+            # Exposure above the level is worth mu each (per page, in exposure units).
+            bound = mean + mu * (ratio - level) * share * float(disc.sum())
+            key = f"{'cap' if cap else 'no_cap'}_ratio_{level:.2f}"
+            out[key] = {
+                "price": round(mu, 5),
+                "exposure_ratio": round(ratio, 4),
+                "mean_dcg_retained": round(mean, 4),
+                "min_dcg_retained": round(worst, 4),
+            }
+            if not cap:
+                out[key]["dcg_upper_bound"] = round(bound, 4)
+    return out
+
+
+def reference_gini(
+    snap: LoadedSnapshot,
+    cases: list[tuple[str, NDArray[np.int32], NDArray[np.float32]]],
+    seed: int,
+) -> dict[str, Any]:
+    """Creator-exposure Gini of relevance-blind pages, as a scale for the Gini target.
+
+    Pages of `PAGE` items drawn uniformly at random from the whole catalogue, and from each
+    user's own candidates; same position discount, same users.
+    """
+    rng = np.random.default_rng(seed)
+    disc = fairness.report.discount(PAGE)
+    creators = snap.item_creator.astype(np.int64)
+    out: dict[str, Any] = {}
+    for name in ("random_catalogue_pages", "random_candidate_pages"):
+        expo = np.zeros(len(snap.creator_ids))
+        for _, items, _ in cases:
+            if name == "random_catalogue_pages":
+                page = rng.choice(creators.size, PAGE, replace=False)
+            else:
+                page = items[rng.choice(items.size, min(PAGE, items.size), replace=False)]
+            np.add.at(expo, creators[page], disc[: page.size])
+        out[name] = {
+            "creator_gini_all_creators": round(gini(expo), 4),
+            "creator_gini_exposed_creators": round(gini(expo[expo > 0]), 4),
+            "creators_exposed": int((expo > 0).sum()),
+        }
     return out
 
 
@@ -185,6 +302,13 @@ def quality(snap: LoadedSnapshot, held: dict[str, set[str]], n_users: int, seed:
     out["gini_change_exposed"] = round(
         d["creator_gini_exposed_creators"] / n["creator_gini_exposed_creators"] - 1.0, 4
     )
+    out["creator_exposure_weight"] = params.creator_exposure_weight
+    out["frontier"] = frontier(snap, cases, target, params.protected_groups, params)
+    out["reference_gini"] = reference_gini(snap, cases, seed)
+    for row in out["reference_gini"].values():
+        row["gini_change"] = round(
+            row["creator_gini_all_creators"] / n["creator_gini_all_creators"] - 1.0, 4
+        )
     return out
 
 
@@ -350,6 +474,58 @@ def write_section(result: dict[str, Any], path: Path) -> None:
                 f"{row['fair_test_pass_rate']:.3f} | {row['pages_violating_hard_constraints']} |"
             )
         lines.append("")
+    if q and "frontier" in q:
+        fr, rg = q["frontier"], q["reference_gini"]
+        lines += [
+            "What the targets allow together (same users and candidates). The Lagrangian page "
+            "sorts each page by `gain / ideal DCG + mu * protected`, one price `mu` for all "
+            "pages, bisected to the smallest price whose protected exposure reaches the level: "
+            "without the creator cap that is the most DCG any re-ranker can keep at that "
+            "exposure (the upper bound adds the duality gap); with the cap the same price goes "
+            "through the capped fill:",
+            "",
+            "| page | protected exposure / target | DCG retained (mean) | worst page | "
+            "upper bound |",
+            "|---|---|---|---|---|",
+        ]
+        for key, label in (
+            ("no_cap_ratio_0.90", "Lagrangian, no cap"),
+            ("no_cap_ratio_1.00", "Lagrangian, no cap"),
+            ("cap_ratio_0.90", f"Lagrangian, cap {lat['cap']}"),
+            ("cap_ratio_1.00", f"Lagrangian, cap {lat['cap']}"),
+        ):
+            r = fr[key]
+            ub = f"{r['dcg_upper_bound']:.4f}" if "dcg_upper_bound" in r else ""
+            lines.append(
+                f"| {label} | {r['exposure_ratio']:.3f} | {r['mean_dcg_retained']:.4f} | "
+                f"{r['min_dcg_retained']:.3f} | {ub} |"
+            )
+        lines += [
+            f"| default policy | {ratio[q['protected_groups'][0]]:.3f} | "
+            f"{q['default']['mean_dcg_retained']:.4f} | {q['default']['min_dcg_retained']:.3f} | |",
+            "",
+            "Creator-exposure Gini of relevance-blind pages (same users, same discount), as a "
+            "scale for the -20% target:",
+            "",
+            "| pages | Gini, all creators (change vs NONE) | Gini, exposed creators | "
+            "creators exposed |",
+            "|---|---|---|---|",
+        ]
+        for key, label in (
+            ("random_catalogue_pages", "20 items drawn at random from the whole catalogue"),
+            ("random_candidate_pages", "20 items drawn at random from the user's 500 candidates"),
+        ):
+            r = rg[key]
+            lines.append(
+                f"| {label} | {r['creator_gini_all_creators']:.3f} ({r['gini_change']:+.1%}) | "
+                f"{r['creator_gini_exposed_creators']:.3f} | {r['creators_exposed']} |"
+            )
+        lines += [
+            f"| default policy | {q['default']['creator_gini_all_creators']:.3f} "
+            f"({q['gini_change']:+.1%}) | {q['default']['creator_gini_exposed_creators']:.3f} | "
+            f"{q['default']['creators_exposed']} |",
+            "",
+        ]
     rl, st, cpu = lat["rerank_us"], lat["stage_us"], lat["rerank_thread_cpu_us"]
     lines += [
         f"Latency: {lat['calls']:,} calls after 200 warm-up; real candidates of 50 users "
@@ -370,25 +546,41 @@ def write_section(result: dict[str, Any], path: Path) -> None:
     ]
     if q:
         v = q["variants"]
+        d, fr, rg = q["default"], q.get("frontier", {}), q.get("reference_gini", {})
+        prot = q["protected_groups"][0]
         no_cap = v.get("default - creator_cap", {})
+        no_cw = v.get("default, creator weight 0.0", {})
         lines += [
             "Notes and misses:",
             "",
-            f"- DCG retained: {q['default']['mean_dcg_retained']:.3f} against 0.97. The "
-            "whole-page creator cap (2 items per creator, the service's existing contract) costs "
-            f"{no_cap.get('mean_dcg_retained', 0) - q['default']['mean_dcg_retained']:.3f} of it "
-            f"(the default without the cap keeps {no_cap.get('mean_dcg_retained', 0):.3f}); the "
-            "rest is amortised exposure lifting the new-creator group from "
-            f"{q['none']['exposure_ratio_to_target'].get(q['protected_groups'][0], 0):.2f} of "
-            "its target, which replaces higher-scored items on most pages; a lower price cap "
-            "trades exposure for DCG (rows 'max price'). Held-out NDCG@10 rises: the lifted "
-            "items are relevant to the users' held-out views.",
-            "- Creator-exposure Gini moves a few percent, not 20%: the candidate pools come "
-            "from retrieval, which concentrates on popular creators; the re-ranker exposes "
-            f"{q['default']['creators_exposed']} creators instead of "
-            f"{q['none']['creators_exposed']} but cannot show creators it is not given. "
-            "`creator_exposure_weight` (creator-level damping, off by default) trades held-out "
-            "NDCG for Gini.",
+            f"- DCG retained: {d['mean_dcg_retained']:.3f} against 0.97. Amortised exposure "
+            f"lifts `{prot}` from {q['none']['exposure_ratio_to_target'].get(prot, 0):.2f} of "
+            f"its target to {d['exposure_ratio_to_target'][prot]:.2f}; the 2-in-5 creator cap "
+            f"costs {no_cap.get('mean_dcg_retained', 0) - d['mean_dcg_retained']:.3f} more "
+            "(row 'default - creator_cap'); the floor, decay and cold-start slot cost almost "
+            "nothing once the price is on. The targets conflict: the Lagrangian page above, "
+            "the best any re-ranker can do, keeps at most "
+            f"{fr.get('no_cap_ratio_0.90', {}).get('dcg_upper_bound', 0):.3f} of the DCG with "
+            "the new creators at exactly 90% of their target and no creator cap, and "
+            f"{fr.get('cap_ratio_0.90', {}).get('mean_dcg_retained', 0):.3f} with the cap; the "
+            "default policy sits on that capped curve. Meeting 0.97 needs dropping the creator "
+            "cap and holding the protected group near 90% of its target: a product decision, "
+            "not a tuning one. Held-out NDCG@10 rises: the lifted items are relevant to the "
+            "users' held-out views.",
+            f"- Creator-exposure Gini (judged on all creators of the catalogue): "
+            f"{q['gini_change']:+.1%} against -20%. Uniformly random pages from the whole "
+            f"catalogue reach only "
+            f"{rg.get('random_catalogue_pages', {}).get('gini_change', 0):+.1%} (the catalogue "
+            "itself is concentrated: a few creators own hundreds of items, most own one or "
+            "two), and random pages from each user's candidates "
+            f"{rg.get('random_candidate_pages', {}).get('gini_change', 0):+.1%}: the target "
+            "is out of reach of any page that keeps relevance. The creator-level exposure term "
+            f"(`creator_exposure_weight` {q.get('creator_exposure_weight', 0)}) exposes "
+            f"{d['creators_exposed']} creators instead of "
+            f"{no_cw.get('creators_exposed', 0)} (without it) and {q['none']['creators_exposed']} "
+            "(NONE). The exposed-creators Gini is reported but not the target: it rises when "
+            "a creator gets its first small share of exposure, so it punishes the change the "
+            "target asks for.",
             "- Latency: the thread CPU time shows the work (p99 under 1 ms); wall-clock tails on "
             "this shared 2-core machine include time the OS gave to other jobs.",
             "",

@@ -69,6 +69,7 @@ def rerank_scores(
         embeddings=fairness.vectors(snap, items, params),
         tracker=tracker,
         creator_key=snap.version,
+        n_creators=len(snap.creator_ids),
     )
 
 

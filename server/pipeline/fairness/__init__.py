@@ -120,6 +120,7 @@ def rerank(
     embeddings: NDArray[np.float32] | None = None,
     tracker: ExposureTracker | None = None,
     creator_key: str = "",
+    n_creators: int = 0,
     backend: str = "auto",
 ) -> Page:
     """Pick `num_results` of the inputs with the active policies; report the page.
@@ -127,7 +128,8 @@ def rerank(
     `target_share` is the catalogue share per group code (targets default to it);
     `embeddings` (one row per input) feed diversity and the report's intra-list diversity;
     `tracker`, when given, supplies the amortised-exposure prices and records the page;
-    `creator_key` names the space of the creator codes (the snapshot version) for it.
+    `creator_key` names the space of the creator codes (the snapshot version) for it, and
+    `n_creators` how many creators that space holds (the mean exposure per creator is over them).
     """
     n = scores.size
     k = min(num_results, n)
@@ -147,8 +149,8 @@ def rerank(
         if Policy.AMORTISED_EXPOSURE in active and tracker is not None and prices is not None:
             rel = rel + prices[groups]
             if params.creator_exposure_weight > 0:
-                load = tracker.creator_load(creator_key, creators)
-                rel = np.maximum(rel - params.creator_exposure_weight * load, 0.0)
+                term = tracker.creator_price(creator_key, creators, n_creators)
+                rel = rel + params.creator_exposure_weight * term
         cap, window = k or 1, k or 1
         if Policy.CREATOR_CAP in active:
             cap, window = params.max_per_creator, params.creator_window or (k or 1)

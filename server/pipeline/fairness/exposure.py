@@ -5,7 +5,10 @@ while the group's position-discounted exposure share falls short of its target a
 when it overshoots (projected online gradient steps, clipped to [0, max_price]). The re-ranker
 adds the price to the relevance of the group's items, so under-exposed groups reach their target
 share over traffic rather than within every page. The tracker also keeps the shares of the last
-`window` pages for the report and metrics. Thread-safe; one per server.
+`window` pages for the report and metrics, and each creator's exposure over them: the
+creator-level term (`creator_price`) lifts creators below the mean exposure per creator and
+damps those above it, P-MMF's provider-level price in a closed form. Thread-safe; one per
+server.
 """
 
 from __future__ import annotations
@@ -30,22 +33,29 @@ class ExposureTracker:
         self._price: dict[str, float] = {}
         self._creator_key = ""
         self._creator_sum: NDArray[np.float64] = np.zeros(0)
+        self._creator_total = 0.0
+        self._creator_seen = 0  # highest creator code recorded + 1
         self._creator_pages: deque[tuple[NDArray[np.int64], NDArray[np.float64]]] = deque()
 
-    def creator_load(self, key: str, creators: NDArray[np.int64]) -> NDArray[np.float64]:
-        """Window exposure of each given creator over the most exposed creator's, in [0, 1].
+    def creator_price(
+        self, key: str, creators: NDArray[np.int64], n_creators: int = 0
+    ) -> NDArray[np.float64]:
+        """Creator-level exposure term of each given creator, in [-1, 1].
 
-        `key` names the creator-code space (the snapshot version); a new key starts afresh.
+        `1 - e_c / m`, clipped to [-1, 1]: `e_c` is the creator's position-discounted exposure
+        over the window's pages and `m` the mean over `n_creators` creators (the catalogue's;
+        at least every creator code seen). +1 for a creator not shown in the window, 0 at the
+        mean, -1 at twice the mean or more. Zeros before any page is recorded. `key` names the
+        creator-code space (the snapshot version); a new key starts afresh.
         """
         with self._lock:
-            if key != self._creator_key or self._creator_sum.size == 0:
+            if key != self._creator_key or self._creator_total <= 0:
                 return np.zeros(creators.size)
-            top = float(self._creator_sum.max())
-            if top <= 0:
-                return np.zeros(creators.size)
+            mean = self._creator_total / max(n_creators, self._creator_seen)
+            load = np.zeros(creators.size)
             inside = creators < self._creator_sum.size
-            out = np.zeros(creators.size)
-            out[inside] = self._creator_sum[creators[inside]] / top
+            load[inside] = self._creator_sum[creators[inside]]
+            out: NDArray[np.float64] = np.clip(1.0 - load / mean, -1.0, 1.0)
             return out
 
     def record_creators(
@@ -56,17 +66,22 @@ class ExposureTracker:
             if key != self._creator_key:
                 self._creator_key = key
                 self._creator_sum = np.zeros(0)
+                self._creator_total = 0.0
+                self._creator_seen = 0
                 self._creator_pages.clear()
             top = int(creators.max()) + 1 if creators.size else 0
+            self._creator_seen = max(self._creator_seen, top)
             if top > self._creator_sum.size:
                 grown = np.zeros(max(top, 2 * self._creator_sum.size))
                 grown[: self._creator_sum.size] = self._creator_sum
                 self._creator_sum = grown
             np.add.at(self._creator_sum, creators, exposure)
+            self._creator_total += float(exposure.sum())
             self._creator_pages.append((creators.copy(), exposure.copy()))
             while len(self._creator_pages) > self.window:
                 c, e = self._creator_pages.popleft()
                 np.subtract.at(self._creator_sum, c, e)
+                self._creator_total -= float(e.sum())
 
     def prices(self, group_names: list[str]) -> NDArray[np.float64]:
         with self._lock:
