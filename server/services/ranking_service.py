@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import grpc
 import numpy as np
+from numpy.typing import NDArray
 
 from server.api.reelrank.v1 import ranking_service_pb2 as pb
 from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
@@ -62,17 +63,22 @@ class RankingService(pb_grpc.RankingServiceServicer):
             source_counts=convert.source_counts(result.candidates.source_counts),
         )
         # Scores are aligned with the candidates, so page positions index both.
-        bits = result.candidates.sources[pos]
+        bits = result.candidates.sources[pos].tolist()
         why = explain(snap, result.state, items) if request.debug else None
-        for j, (p, i) in enumerate(zip(pos.tolist(), items.tolist(), strict=True)):
+        # Whole columns to Python lists once, not one numpy scalar per item and field.
+        creators = snap.item_creator[items].tolist()
+        groups = snap.item_group[items].tolist()
+        final = result.page.scores.tolist()
+        stage = _stage_score_rows(scores, pos)
+        for j, i in enumerate(items.tolist()):
             item = resp.items.add(
                 item_id=snap.item_ids[i],
-                creator_id=snap.creator_ids[int(snap.item_creator[i])],
-                score=float(result.page.scores[j]),
+                creator_id=snap.creator_ids[creators[j]],
+                score=final[j],
                 snapshot_version=snap.version,
-                group=snap.groups[int(snap.item_group[i])],
-                stage_scores=_stage_scores(scores, p),
-                sources=convert.sources(int(bits[j])),
+                group=snap.groups[groups[j]],
+                stage_scores=stage[j],
+                sources=convert.sources(bits[j]),
             )
             if why is not None:
                 e = why[j]
@@ -86,11 +92,11 @@ class RankingService(pb_grpc.RankingServiceServicer):
             return
         m = self.metrics
         for stage, us in result.timings_us.items():
-            m.stage_latency.labels(stage=stage).observe(us / 1e6)
+            m.child(m.stage_latency, stage).observe(us / 1e6)
         for src, cnt in result.candidates.source_counts.items():
-            m.candidates.labels(source=str(src.name).lower()).observe(cnt)
+            m.child(m.candidates, str(src.name).lower()).observe(cnt)
         for stage in {s for s, _ in result.degradations}:
-            m.degraded.labels(stage=stage).inc()
+            m.child(m.degraded, stage).inc()
         m.observe_fairness(result.page.report)
 
     def RetrieveCandidates(
@@ -185,6 +191,25 @@ class RankingService(pb_grpc.RankingServiceServicer):
             out.creator_id = snap.creator_ids[int(snap.item_creator[i])]
             out.group = snap.groups[int(snap.item_group[i])]
         return resp
+
+
+def _stage_score_rows(scores: Scores, pos: NDArray[np.int64]) -> list[types_pb2.StageScores]:
+    """`_stage_scores` for the candidates at `pos`, columns converted in bulk."""
+    knn = scores.item_knn[pos].tolist() if scores.item_knn.size else [0.0] * pos.size
+    return [
+        types_pb2.StageScores(
+            keyword=k, embedding=e, popularity=p, freshness=f, ranking=t, item_knn=n
+        )
+        for k, e, p, f, t, n in zip(
+            scores.keyword[pos].tolist(),
+            scores.embedding[pos].tolist(),
+            scores.popularity[pos].tolist(),
+            scores.freshness[pos].tolist(),
+            scores.total[pos].tolist(),
+            knn,
+            strict=True,
+        )
+    ]
 
 
 def _stage_scores(scores: Scores, p: int) -> types_pb2.StageScores:
