@@ -52,27 +52,39 @@ def ensure_snapshot(n_items: int, n_users: int) -> Path:
     return snaps
 
 
-def pipeline_latency(snap_dir: Path, n: int) -> dict[str, Any]:
+def pipeline_latency(snap_dir: Path, n: int, events_per_request: int = 0) -> dict[str, Any]:
+    """In-process `rank` latency for random stored users; with `events_per_request`, each
+    request carries that many recent likes (random items), which forces the online searches."""
     from server.index.loaded import open_snapshot
     from server.pipeline import rank
-    from server.pipeline.types import FairnessParams
+    from server.pipeline.types import Event, FairnessParams
 
     snap = open_snapshot(snap_dir, verify_checksums=False)
     rng = np.random.default_rng(0)
     users = rng.integers(0, snap.n_users, n)
     params = FairnessParams()
+    now = time.time()
+
+    def events() -> list[Event]:
+        picks = rng.integers(0, snap.n_items, events_per_request)
+        return [
+            Event(snap.item_ids[int(i)], "like", now - 60.0 * j, 1.0) for j, i in enumerate(picks)
+        ]
+
     for u in users[:200]:  # warm page cache and cost estimates
-        rank.rank(snap, snap.user_ids[int(u)], [], [], 20, 500, params)
+        rank.rank(snap, snap.user_ids[int(u)], events(), [], 20, 500, params)
     total, stages = [], {"retrieval": [], "ranking": [], "reranking": []}
     for u in users:
+        ev = events()
         t = time.perf_counter()
-        r = rank.rank(snap, snap.user_ids[int(u)], [], [], 20, 500, params)
+        r = rank.rank(snap, snap.user_ids[int(u)], ev, [], 20, 500, params)
         total.append(time.perf_counter() - t)
         for k, v in r.timings_us.items():
             stages[k].append(v / 1e6)
     pct = lambda xs, q: float(np.percentile(np.asarray(xs), q)) * 1e3  # noqa: E731
     return {
         "requests": n,
+        "recent_events_per_request": events_per_request,
         "p50_ms": pct(total, 50),
         "p99_ms": pct(total, 99),
         "stages_p50_ms": {k: pct(v, 50) for k, v in stages.items()},
@@ -168,6 +180,8 @@ def main() -> None:
     snap_dir = root / version
     out["pipeline"] = pipeline_latency(snap_dir, args.pipeline_requests)
     print("pipeline", out["pipeline"], flush=True)
+    out["pipeline_with_events"] = pipeline_latency(snap_dir, args.pipeline_requests // 3, 3)
+    print("pipeline with 3 recent events", out["pipeline_with_events"], flush=True)
 
     tmp = CACHE / "run"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -267,6 +281,7 @@ def _one_response(port: int, user: str) -> bytes:
 
 def write_markdown(r: dict[str, Any]) -> None:
     pl, ol, cr, ce = r["pipeline"], r["open_loop"], r["closed_loop_real"], r["closed_loop_empty"]
+    pe = r["pipeline_with_events"]
     m1, m2 = r["memory_one_process"], r["memory_two_processes"]
     lines = [
         "## Serving (make bench-serve)",
@@ -284,6 +299,8 @@ def write_markdown(r: dict[str, Any]) -> None:
         "| stage p50: retrieval / ranking / re-ranking | "
         + " / ".join(f"{pl['stages_p50_ms'][s]:.2f}" for s in ("retrieval", "ranking", "reranking"))
         + " ms | |",
+        f"| same with 3 recent events per request (online searches) p50 / p99 | "
+        f"{pe['p50_ms']:.2f} / {pe['p99_ms']:.2f} ms | |",
         f"| open loop {r['open_loop'].get('achieved_rate', 0):.0f} req/s for 60 s "
         "(2 processes): p50 / p99 | "
         f"{ol.get('p50_ms', float('nan')):.2f} / {ol.get('p99_ms', float('nan')):.2f} ms, "

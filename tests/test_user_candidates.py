@@ -96,3 +96,20 @@ def test_snapshot_without_lists_searches_online(demo_dir: Path, tmp_path: Path) 
     assert not bare.user_candidates.has("ann") and not bare.user_candidates.has("keyword")
     state = build_user_state(bare, bare.user_ids[2], [], [])
     assert retrieval._keyword(bare, state, 50)[0].size > 0
+
+
+def test_merged_session_profile_keeps_the_heaviest_profile_terms() -> None:
+    from server.pipeline import user_state
+
+    n = user_state.PROFILE_TERMS
+    a_terms = np.arange(0, 2 * n, 2, dtype=np.int32)  # n stored terms
+    a_w = np.linspace(1.0, 0.1, n).astype(np.float32)
+    b_terms = np.arange(1, 2 * n, 2, dtype=np.int32)[:20]  # 20 new session terms
+    b_w = np.full(20, 0.5, np.float32)
+    terms, w = user_state._merge_sparse(a_terms, a_w, b_terms, b_w)
+    assert terms.size == n and np.all(np.diff(terms) > 0)
+    assert np.isclose(np.linalg.norm(w), 1.0)
+    merged = dict(zip(a_terms.tolist(), a_w.tolist(), strict=True))
+    merged.update(zip(b_terms.tolist(), b_w.tolist(), strict=True))
+    best = sorted(merged, key=lambda t: (-merged[t], t))[:n]
+    assert terms.tolist() == sorted(best)

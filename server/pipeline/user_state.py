@@ -28,10 +28,14 @@ def _merge_sparse(
         return terms.astype(np.int32), np.zeros(0, np.float32)
     uniq, inv = np.unique(terms, return_inverse=True)
     w = np.bincount(inv, weights=np.concatenate([a_w, b_w]).astype(np.float64))
-    keep = w > 0
-    w = w[keep]
+    pos = np.flatnonzero(w > 0)
+    if pos.size > PROFILE_TERMS:
+        # The cap of stored profiles: the heaviest terms (ties by term id), so a session's
+        # events do not grow the keyword query, and its exact top-k's cost, without bound.
+        pos = np.sort(pos[np.lexsort((uniq[pos], -w[pos]))[:PROFILE_TERMS]])
+    w = w[pos]
     norm = float(np.sqrt(np.sum(w * w))) or 1.0
-    return uniq[keep].astype(np.int32), (w / norm).astype(np.float32)
+    return uniq[pos].astype(np.int32), (w / norm).astype(np.float32)
 
 
 def build_user_state(
