@@ -120,7 +120,9 @@ def _pool(
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0:
         return EMPTY
-    ids = _drop(snap.pools[name].astype(np.int64), state.excluded)[:quota]
+    # At most `excluded.size` of the pool's head can be dropped: check only that prefix.
+    head = snap.pools[name][: quota + state.excluded.size].astype(np.int64)
+    ids = _drop(head, state.excluded)[:quota]
     return ids, np.asarray(snap.item_popularity[ids], dtype=np.float32)
 
 
