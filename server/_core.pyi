@@ -43,12 +43,21 @@ class KeywordMatrix:
         are exactly the transpose of the CSR rows. Raises ``ValueError`` naming the bad file,
         ``OSError`` (e.g. ``FileNotFoundError``) when a file cannot be read.
 
-        The mapped files are shared between processes; the scoring structures derived from
-        them are per process (in huge pages where the OS allows): the postings' in-tile ids
-        (2 bytes per non-zero), per-tile list offsets and maxima (8 bytes per term per 16,384
-        items), and, when ``n_terms <= 65,536``, a packed copy of the rows (16-bit term id +
-        float32 weight, about 6 bytes per non-zero) that candidate scoring reads.
+        The mapped files are shared between processes. So are the scoring structures derived
+        from them when ``directory`` holds them (written by ``write_derived``): the postings'
+        in-tile ids (2 bytes per non-zero), per-tile list offsets and maxima (8 bytes per term
+        per 16,384 items), and, when ``n_terms <= 65,536``, a packed copy of the rows (16-bit
+        term id + float32 weight, about 6 bytes per non-zero) that candidate scoring reads.
+        They are checked to match the source files exactly (``ValueError`` naming the file if
+        not, or if only some of them exist). Without them, each process builds them in memory
+        (in huge pages where the OS allows); ``derived_mapped`` tells which happened.
         """
+
+    @staticmethod
+    def write_derived(directory: str | os.PathLike[str]) -> None:
+        """Build the derived scoring structures of the index in ``directory`` and write them
+        next to it (``kw_tile14_{seg,max,lo}.npy``, ``kw_packed_{start,words}.npy`` when the
+        rows can be packed), each file atomically (temporary file, fsync, rename)."""
 
     @staticmethod
     def write_postings(directory: str | os.PathLike[str]) -> None:
@@ -56,6 +65,11 @@ class KeywordMatrix:
 
         ``n_terms`` is inferred as the largest term id + 1.
         """
+
+    @property
+    def derived_mapped(self) -> bool:
+        """True when the derived scoring structures are memory-mapped files (shared between
+        processes), False when this process built them in memory."""
 
     @property
     def n_items(self) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+from server import _core
 from server.data.loaders import InputError
 from server.index import builder, snapshot, text
 from server.index.loaded import open_snapshot
@@ -221,3 +222,78 @@ def test_event_weights_are_configurable(tmp_path: Path) -> None:
         pool = np.load(Path(m["path"]) / "pool_popular.npy")
         firsts.append(int(pool[0]))
     assert firsts == [1, 0]  # one like outweighs two views only when likes weigh 10
+
+
+KW_DERIVED = [
+    "kw_tile14_seg.npy",
+    "kw_tile14_max.npy",
+    "kw_tile14_lo.npy",
+    "kw_packed_start.npy",
+    "kw_packed_words.npy",
+]
+
+
+def _same_scores(a: _core.KeywordMatrix, b: _core.KeywordMatrix) -> None:
+    rng = np.random.default_rng(2)
+    for _ in range(3):
+        t = np.unique(rng.integers(0, a.n_terms, size=40)).astype(np.int32)
+        w = rng.random(len(t)).astype(np.float32)
+        c = rng.integers(0, a.n_items, size=300).astype(np.int32)
+        np.testing.assert_array_equal(a.score(t, w, c), b.score(t, w, c))
+        ta, tb = a.topk(t, w, 50), b.topk(t, w, 50)
+        np.testing.assert_array_equal(ta[0], tb[0])
+        np.testing.assert_array_equal(ta[1], tb[1])
+
+
+def _in_memory(d: Path, n_terms: int) -> _core.KeywordMatrix:
+    return _core.KeywordMatrix.from_csr(
+        np.load(d / "kw_indptr.npy"),
+        np.load(d / "kw_indices.npy"),
+        np.load(d / "kw_data.npy"),
+        n_terms,
+    )
+
+
+def test_snapshot_maps_precomputed_keyword_arrays(built: dict[str, Any]) -> None:
+    d = Path(built["path"])
+    m = snapshot.read_manifest(d)
+    for name in [*KW_DERIVED, "knn/kw_tile14_seg.npy", "knn/kw_tile14_lo.npy"]:
+        assert len(m["files"][name]["sha256"]) == 64, name
+    loaded = open_snapshot(d)
+    assert loaded.keywords.derived_mapped
+    assert loaded.item_knn is not None and loaded.item_knn.derived_mapped
+    _same_scores(loaded.keywords, _in_memory(d, loaded.keywords.n_terms))
+    _same_scores(loaded.item_knn, _in_memory(d / "knn", loaded.item_knn.n_terms))
+
+
+def test_snapshot_without_precomputed_arrays_still_loads(
+    built: dict[str, Any], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A snapshot from before the derived files: built in memory, with a warning."""
+    d = tmp_path / built["version"]
+    shutil.copytree(built["path"], d)
+    manifest = json.loads((d / "manifest.json").read_text())
+    for name in list(manifest["files"]):
+        if "kw_tile" in name or "kw_packed" in name:
+            (d / name).unlink()
+            del manifest["files"][name]
+    (d / "manifest.json").write_text(json.dumps(manifest))
+    with caplog.at_level("WARNING", logger="server.index.loaded"):
+        loaded = open_snapshot(d)
+    assert not loaded.keywords.derived_mapped
+    assert "no precomputed keyword scoring arrays" in caplog.text
+    _same_scores(loaded.keywords, open_snapshot(Path(built["path"])).keywords)
+
+
+def test_corrupt_precomputed_array_is_rejected(built: dict[str, Any], tmp_path: Path) -> None:
+    d = tmp_path / built["version"]
+    shutil.copytree(built["path"], d)
+    p = d / "kw_packed_words.npy"
+    words = np.load(p)
+    words[3] ^= 1 << 20
+    np.save(p, words)
+    with pytest.raises(snapshot.SnapshotError, match="checksum"):
+        open_snapshot(d)
+    # without checksums the core's own comparison with the CSR rows catches it
+    with pytest.raises(snapshot.SnapshotError, match=r"kw_packed_words\.npy.*does not match"):
+        open_snapshot(d, verify_checksums=False)

@@ -199,3 +199,126 @@ def test_validate_catches_inconsistent_postings(matrix: sp.csr_matrix, tmp_path:
     np.save(tmp_path / "kw_indices.npy", ind)
     with pytest.raises(ValueError, match=r"kw_indices\.npy.*strictly increasing"):
         KeywordMatrix.open(str(tmp_path), validate=True)
+
+
+# ----------------------------------------------------------------------------- derived files
+
+DERIVED = ["kw_tile14_seg.npy", "kw_tile14_max.npy", "kw_tile14_lo.npy"]
+PACKED = ["kw_packed_start.npy", "kw_packed_words.npy"]
+
+
+@pytest.fixture(scope="module")
+def multi_tile() -> sp.csr_matrix:
+    """More items than one 16,384-item tile, so the tile boundaries are exercised."""
+    return make_matrix(seed=3, n_items=40_000, n_terms=500)
+
+
+def assert_same_results(a: KeywordMatrix, b: KeywordMatrix, x: sp.csr_matrix) -> None:
+    rng = np.random.default_rng(5)
+    for _ in range(5):
+        t = np.unique(rng.integers(0, x.shape[1], size=60)).astype(np.int32)
+        w = rng.random(len(t)).astype(np.float32)
+        c = rng.integers(0, x.shape[0], size=500).astype(np.int32)
+        np.testing.assert_array_equal(a.score(t, w, c), b.score(t, w, c))
+        for k in (1, 10, 200):
+            ga, gb = a.topk(t, w, k), b.topk(t, w, k)
+            np.testing.assert_array_equal(ga[0], gb[0])
+            np.testing.assert_array_equal(ga[1], gb[1])
+
+
+@pytest.mark.parametrize("validate", [False, True])
+def test_derived_files_are_mapped_and_score_identically(
+    multi_tile: sp.csr_matrix, tmp_path: Path, validate: bool
+) -> None:
+    write_index(multi_tile, tmp_path)
+    built_here = KeywordMatrix.open(tmp_path, validate=validate)
+    assert not built_here.derived_mapped
+    KeywordMatrix.write_derived(tmp_path)
+    assert not list(tmp_path.glob("*.tmp"))
+    dtypes = {n: np.load(tmp_path / n, mmap_mode="r").dtype for n in DERIVED + PACKED}
+    assert dtypes == {
+        "kw_tile14_seg.npy": np.uint32,
+        "kw_tile14_max.npy": np.float32,
+        "kw_tile14_lo.npy": np.uint16,
+        "kw_packed_start.npy": np.uint32,
+        "kw_packed_words.npy": np.uint32,
+    }
+    mapped = KeywordMatrix.open(tmp_path, validate=validate)
+    assert mapped.derived_mapped
+    assert "derived_mapped=true" in repr(mapped)
+    assert_same_results(mapped, built_here, multi_tile)
+    assert_same_results(mapped, from_csr(multi_tile), multi_tile)
+    # writing again replaces the files with identical ones
+    before = {n: (tmp_path / n).read_bytes() for n in DERIVED + PACKED}
+    KeywordMatrix.write_derived(str(tmp_path))
+    assert before == {n: (tmp_path / n).read_bytes() for n in DERIVED + PACKED}
+
+
+def test_derived_files_without_packed_rows(tmp_path: Path) -> None:
+    # > 65,536 terms: no packed rows, only the tiled postings are written and mapped
+    x = make_matrix(seed=4, n_items=2000, n_terms=70_000)
+    write_index(x, tmp_path)
+    KeywordMatrix.write_derived(tmp_path)
+    assert all((tmp_path / n).exists() for n in DERIVED)
+    assert not any((tmp_path / n).exists() for n in PACKED)
+    m = KeywordMatrix.open(tmp_path)
+    assert m.derived_mapped
+    assert_same_results(m, from_csr(x), x)
+
+
+def derived_corruptions(d: Path) -> list[tuple[str, NDArray[Any], str]]:
+    words = np.load(d / "kw_packed_words.npy")
+    flipped = words.copy()
+    flipped[len(words) // 2] ^= 1
+    lo = np.load(d / "kw_tile14_lo.npy")
+    bad_lo = lo.copy()
+    bad_lo[7] ^= 1
+    seg = np.load(d / "kw_tile14_seg.npy")
+    bad_seg = seg.copy()
+    bad_seg[1] += 1
+    bmax = np.load(d / "kw_tile14_max.npy")
+    bad_max = bmax.copy()
+    bad_max[np.flatnonzero(bmax)[0]] *= 2
+    start = np.load(d / "kw_packed_start.npy")
+    return [
+        ("kw_packed_words.npy", flipped, "differ from the CSR rows"),
+        ("kw_packed_words.npy", words[:-1], "number of words"),
+        ("kw_packed_start.npy", start[:-1], "offsets for 40000 rows"),
+        ("kw_tile14_lo.npy", bad_lo, "posting 7 differs"),
+        ("kw_tile14_lo.npy", lo.astype(np.int32), "dtype is <i4, expected <u2"),
+        ("kw_tile14_seg.npy", bad_seg, "boundary differs"),
+        ("kw_tile14_max.npy", bad_max, "maximum differs"),
+        ("kw_tile14_max.npy", bmax[:-1], "elements, expected"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(8))
+def test_corrupt_derived_file_names_the_file(
+    multi_tile: sp.csr_matrix, tmp_path: Path, case: int
+) -> None:
+    write_index(multi_tile, tmp_path)
+    KeywordMatrix.write_derived(tmp_path)
+    name, payload, match = derived_corruptions(tmp_path)[case]
+    np.save(tmp_path / name, payload)
+    with pytest.raises(ValueError, match=match) as info:
+        KeywordMatrix.open(tmp_path)
+    assert name in str(info.value)
+    assert "does not match" in str(info.value) or "dtype" in str(info.value)
+
+
+@pytest.mark.parametrize("missing", DERIVED + PACKED)
+def test_incomplete_derived_files_are_an_error(
+    matrix: sp.csr_matrix, tmp_path: Path, missing: str
+) -> None:
+    write_index(matrix, tmp_path)
+    KeywordMatrix.write_derived(tmp_path)
+    (tmp_path / missing).unlink()
+    with pytest.raises(ValueError, match="incomplete") as info:
+        KeywordMatrix.open(tmp_path)
+    assert missing in str(info.value) or "kw_tile14_seg.npy" in str(info.value)
+    # with none of them, the structures are built in memory again
+    for n in DERIVED + PACKED:
+        (tmp_path / n).unlink(missing_ok=True)
+    m = KeywordMatrix.open(tmp_path)
+    assert not m.derived_mapped
+    assert_same_results(m, from_csr(matrix), matrix)

@@ -7,8 +7,8 @@ use std::path::Path;
 
 use crate::error::{CoreError, Result};
 use crate::huge::HugeBuf;
-use crate::npy::{map_npy, write_npy, Buf};
-use crate::rows::{dot_rows, Packed, RowSource, Rows};
+use crate::npy::{map_npy, write_npy, write_npy_atomic, Buf};
+use crate::rows::{dot_rows, Packed, PackedPart, RowSource, Rows};
 use crate::scratch::with_scratch;
 
 /// File names inside an index directory.
@@ -23,6 +23,20 @@ pub const KW_POST_INDPTR: &str = "kw_post_indptr.npy";
 pub const KW_POST_ITEMS: &str = "kw_post_items.npy";
 /// Postings weights.
 pub const KW_POST_WEIGHTS: &str = "kw_post_weights.npy";
+
+// Scoring structures derived from the six files above (see [`KeywordMatrix::write_derived`]).
+// The tile files name the tile size (`TILE_SHIFT`), so that an index written for another size
+// is not picked up (it is rebuilt in memory instead).
+/// [`Tiles::seg`].
+pub const KW_TILE_SEG: &str = "kw_tile14_seg.npy";
+/// [`Tiles::bmax`].
+pub const KW_TILE_MAX: &str = "kw_tile14_max.npy";
+/// [`Tiles::lo`].
+pub const KW_TILE_LO: &str = "kw_tile14_lo.npy";
+/// Row offsets of the packed rows ([`Packed`]).
+pub const KW_PACKED_START: &str = "kw_packed_start.npy";
+/// Words of the packed rows ([`Packed`]).
+pub const KW_PACKED_WORDS: &str = "kw_packed_words.npy";
 
 /// Item keyword vectors in CSR form plus an inverted index.
 pub struct KeywordMatrix {
@@ -58,11 +72,11 @@ pub struct Tiles {
     /// Number of tiles, `ceil(n_items / TILE)`.
     pub n_tiles: usize,
     /// Tile boundaries per term, `n_terms * (n_tiles + 1)` offsets.
-    pub seg: Vec<u32>,
+    pub seg: Buf<u32>,
     /// Largest weight per (term, tile), `n_terms * n_tiles`.
-    pub bmax: Vec<f32>,
+    pub bmax: Buf<f32>,
     /// Every posting's item id within its tile (parallel to the postings arrays).
-    pub lo: HugeBuf<u16>,
+    pub lo: Buf<u16>,
 }
 
 impl Tiles {
@@ -96,10 +110,73 @@ impl Tiles {
         });
         Self {
             n_tiles,
+            seg: Buf::Owned(seg),
+            bmax: Buf::Owned(bmax),
+            lo: Buf::Huge(lo),
+        }
+    }
+
+    /// Wraps existing arrays (e.g. memory-mapped files) after checking that they are exactly
+    /// what [`Tiles::build`] makes from these (sorted, in-range) posting lists; the error names
+    /// the file that differs.
+    fn from_parts(
+        seg: Buf<u32>,
+        bmax: Buf<f32>,
+        lo: Buf<u16>,
+        post_indptr: &[i64],
+        items: &[i32],
+        weights: &[f32],
+        n_items: usize,
+    ) -> std::result::Result<Self, (&'static str, String)> {
+        let n_terms = post_indptr.len() - 1;
+        let n_tiles = n_items.div_ceil(TILE);
+        let expect = |name: &'static str, got: usize, want: usize| {
+            if got == want {
+                Ok(())
+            } else {
+                Err((
+                    name,
+                    format!(
+                        "has {got} elements, expected {want} ({n_terms} terms, {n_tiles} tiles)"
+                    ),
+                ))
+            }
+        };
+        expect(KW_TILE_SEG, seg.len(), n_terms * (n_tiles + 1))?;
+        expect(KW_TILE_MAX, bmax.len(), n_terms * n_tiles)?;
+        expect(KW_TILE_LO, lo.len(), items.len())?;
+        for t in 0..n_terms {
+            let (a, b) = (post_indptr[t] as usize, post_indptr[t + 1] as usize);
+            let segs = &seg[t * (n_tiles + 1)..(t + 1) * (n_tiles + 1)];
+            let maxes = &bmax[t * n_tiles..(t + 1) * n_tiles];
+            // Walk the list tile by tile: tile `k` holds positions `segs[k] .. segs[k + 1]`.
+            let mut p = 0usize;
+            for k in 0..n_tiles {
+                if segs[k] as usize != p {
+                    return Err((KW_TILE_SEG, format!("term {t}: tile {k} boundary differs")));
+                }
+                let mut m = 0f32;
+                while p < b - a && (items[a + p] as usize) >> TILE_SHIFT == k {
+                    m = m.max(weights[a + p]);
+                    if lo[a + p] as usize != items[a + p] as usize & (TILE - 1) {
+                        return Err((KW_TILE_LO, format!("posting {} differs", a + p)));
+                    }
+                    p += 1;
+                }
+                if maxes[k].to_bits() != m.to_bits() {
+                    return Err((KW_TILE_MAX, format!("term {t}: tile {k} maximum differs")));
+                }
+            }
+            if segs[n_tiles] as usize != b - a || p != b - a {
+                return Err((KW_TILE_SEG, format!("term {t}: last boundary differs")));
+            }
+        }
+        Ok(Self {
+            n_tiles,
             seg,
             bmax,
             lo,
-        }
+        })
     }
 }
 
@@ -291,7 +368,17 @@ impl KeywordMatrix {
     /// weights are finite and `>= 0` (their maxima are needed anyway). With `validate`, also
     /// checks every offset, id and ordering, and that the postings are exactly the transpose of
     /// the CSR rows.
+    ///
+    /// The scoring structures derived from these files (tiled postings, packed rows) are
+    /// memory-mapped too when the directory holds them ([`Self::write_derived`]), after a check
+    /// that they match the source arrays exactly; otherwise they are built in memory (see
+    /// [`Self::derived_mapped`]). A partial set of derived files is an error.
     pub fn open(dir: &Path, validate: bool) -> Result<Self> {
+        Self::open_with(dir, validate, true)
+    }
+
+    /// [`Self::open`], optionally ignoring derived files (`use_derived = false`: always build).
+    fn open_with(dir: &Path, validate: bool, use_derived: bool) -> Result<Self> {
         let indptr = map_npy::<i64>(&dir.join(KW_INDPTR))?;
         let indices = map_npy::<i32>(&dir.join(KW_INDICES))?;
         let data = map_npy::<f32>(&dir.join(KW_DATA))?;
@@ -409,13 +496,24 @@ impl KeywordMatrix {
             check_weights(&post_weights, "weights").map_err(|e| file_err(KW_POST_WEIGHTS, e))?;
         }
         let tm = term_max(&post_indptr, &post_weights);
-        let tiles = Tiles::build(&post_indptr, &post_items, &post_weights, n_items);
-        let packed = Packed::build(Rows {
+        let rows = Rows {
             indptr: &indptr,
             indices: &indices,
             data: &data,
             n_terms,
-        });
+        };
+        let mapped = if use_derived {
+            map_derived(dir, rows, &post_indptr, &post_items, &post_weights, n_items)?
+        } else {
+            None
+        };
+        let (tiles, packed) = match mapped {
+            Some(d) => d,
+            None => (
+                Tiles::build(&post_indptr, &post_items, &post_weights, n_items),
+                Packed::build(rows),
+            ),
+        };
         Ok(Self {
             tiles,
             packed,
@@ -429,6 +527,43 @@ impl KeywordMatrix {
             post_weights,
             term_max: tm,
         })
+    }
+
+    /// Builds the scoring structures of the index in `dir` (the six `kw_*` files) and writes
+    /// them next to it ([`KW_TILE_SEG`], [`KW_TILE_MAX`], [`KW_TILE_LO`], and, when the rows can
+    /// be packed, [`KW_PACKED_START`] and [`KW_PACKED_WORDS`]), each file atomically (temporary
+    /// file, sync, rename), so that [`Self::open`] memory-maps them instead of building a copy
+    /// per process. Existing derived files are replaced.
+    pub fn write_derived(dir: &Path) -> Result<()> {
+        let m = Self::open_with(dir, false, false)?;
+        match &m.packed {
+            Some(p) => {
+                write_npy_atomic(&dir.join(KW_PACKED_START), p.start())?;
+                write_npy_atomic(&dir.join(KW_PACKED_WORDS), p.words())?;
+            }
+            None => {
+                for name in [KW_PACKED_START, KW_PACKED_WORDS] {
+                    match std::fs::remove_file(dir.join(name)) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                            return Err(CoreError::Io {
+                                file: dir.join(name),
+                                source: e,
+                            })
+                        }
+                        _ => {}
+                    }
+                }
+            }
+        }
+        write_npy_atomic(&dir.join(KW_TILE_SEG), &m.tiles.seg)?;
+        write_npy_atomic(&dir.join(KW_TILE_MAX), &m.tiles.bmax)?;
+        write_npy_atomic(&dir.join(KW_TILE_LO), &m.tiles.lo)
+    }
+
+    /// True when the derived scoring structures are memory-mapped files (shared between
+    /// processes), false when this process built them in memory.
+    pub fn derived_mapped(&self) -> bool {
+        self.tiles.lo.is_mapped() && self.packed.as_ref().is_none_or(Packed::is_mapped)
     }
 
     /// Reads the CSR files of `dir` and writes the three postings files next to them.
@@ -593,6 +728,79 @@ impl KeywordMatrix {
     }
 }
 
+/// The derived files of `dir`, mapped and checked against the source arrays: `None` when there
+/// are none (build them), an error when the set is incomplete or a file does not match.
+fn map_derived(
+    dir: &Path,
+    rows: Rows<'_>,
+    post_indptr: &[i64],
+    post_items: &[i32],
+    post_weights: &[f32],
+    n_items: usize,
+) -> Result<Option<(Tiles, Option<Packed>)>> {
+    let incomplete = |have: &str, missing: &str| {
+        CoreError::format(
+            dir.join(missing),
+            format!(
+                "missing while {have} exists: the precomputed arrays are incomplete (write them \
+                 again, or delete the kw_tile*_*.npy and kw_packed_*.npy files to build them in \
+                 memory)"
+            ),
+        )
+    };
+    let exists = |name: &str| dir.join(name).exists();
+    let tile_files = [KW_TILE_SEG, KW_TILE_MAX, KW_TILE_LO];
+    let Some(have) = tile_files.iter().find(|f| exists(f)) else {
+        if let Some(p) = [KW_PACKED_START, KW_PACKED_WORDS]
+            .iter()
+            .find(|f| exists(f))
+        {
+            return Err(incomplete(p, KW_TILE_SEG));
+        }
+        return Ok(None);
+    };
+    if let Some(missing) = tile_files.iter().find(|f| !exists(f)) {
+        return Err(incomplete(have, missing));
+    }
+    let mismatch = |name: &str, msg: String| {
+        CoreError::format(
+            dir.join(name),
+            format!("{msg}: does not match the kw_* index files it was derived from"),
+        )
+    };
+    let tiles = Tiles::from_parts(
+        map_npy::<u32>(&dir.join(KW_TILE_SEG))?,
+        map_npy::<f32>(&dir.join(KW_TILE_MAX))?,
+        map_npy::<u16>(&dir.join(KW_TILE_LO))?,
+        post_indptr,
+        post_items,
+        post_weights,
+        n_items,
+    )
+    .map_err(|(name, msg)| mismatch(name, msg))?;
+    let packed = match (exists(KW_PACKED_START), exists(KW_PACKED_WORDS)) {
+        (true, true) => Some(
+            Packed::from_parts(
+                map_npy::<u32>(&dir.join(KW_PACKED_START))?,
+                map_npy::<u32>(&dir.join(KW_PACKED_WORDS))?,
+                rows,
+            )
+            .map_err(|(part, msg)| {
+                let name = match part {
+                    PackedPart::Start => KW_PACKED_START,
+                    PackedPart::Words => KW_PACKED_WORDS,
+                };
+                mismatch(name, msg)
+            })?,
+        ),
+        (true, false) => return Err(incomplete(KW_PACKED_START, KW_PACKED_WORDS)),
+        (false, true) => return Err(incomplete(KW_PACKED_WORDS, KW_PACKED_START)),
+        // Written without packed rows (they did not fit): build them if they fit now.
+        (false, false) => Packed::build(rows),
+    };
+    Ok(Some((tiles, packed)))
+}
+
 /// Software prefetch of the cache line holding `p` (a no-op off x86-64; never faults).
 #[inline(always)]
 pub fn prefetch<T>(p: *const T) {
@@ -744,6 +952,75 @@ pub(crate) mod tests {
         write_npy(&d.join(KW_POST_WEIGHTS), &[1f32; 6]).unwrap();
         let err = KeywordMatrix::open(&d, false).err().unwrap().to_string();
         assert!(err.contains(KW_POST_WEIGHTS), "{err}");
+        std::fs::remove_dir_all(d).unwrap();
+    }
+
+    #[test]
+    fn derived_files_are_mapped_and_checked() {
+        assert!(KW_TILE_SEG.contains(&format!("tile{TILE_SHIFT}_")));
+        let m = small();
+        let d = std::env::temp_dir().join(format!("reelrank_derived_{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        write_npy(&d.join(KW_INDPTR), &m.indptr).unwrap();
+        write_npy(&d.join(KW_INDICES), &m.indices).unwrap();
+        write_npy(&d.join(KW_DATA), &m.data).unwrap();
+        KeywordMatrix::write_postings(&d).unwrap();
+        assert!(!KeywordMatrix::open(&d, false).unwrap().derived_mapped());
+        KeywordMatrix::write_derived(&d).unwrap();
+        let cands = [0, 2, 3, 0, 1, 1, 3];
+        let want = m.score(&[0, 3, 4], &[1.0, 2.0, 0.5], &cands).unwrap();
+        for validate in [false, true] {
+            let o = KeywordMatrix::open(&d, validate).unwrap();
+            assert!(o.derived_mapped() && o.is_packed());
+            assert_eq!(o.score(&[0, 3, 4], &[1.0, 2.0, 0.5], &cands).unwrap(), want);
+            let a = crate::topk::topk(&o, &[0, 3], &[1.0, 2.0], 3, &[]).unwrap();
+            let b = crate::topk::topk(&m, &[0, 3], &[1.0, 2.0], 3, &[]).unwrap();
+            assert_eq!((a.ids, a.scores), (b.ids, b.scores));
+        }
+        // a corrupt derived file is an error naming it
+        let words = map_npy::<u32>(&d.join(KW_PACKED_WORDS)).unwrap().to_vec();
+        let mut bad = words.clone();
+        bad[1] ^= 1;
+        write_npy(&d.join(KW_PACKED_WORDS), &bad).unwrap();
+        let err = KeywordMatrix::open(&d, false).err().unwrap().to_string();
+        assert!(
+            err.contains(KW_PACKED_WORDS) && err.contains("row 0"),
+            "{err}"
+        );
+        write_npy(&d.join(KW_PACKED_WORDS), &words).unwrap();
+        let lo = map_npy::<u16>(&d.join(KW_TILE_LO)).unwrap().to_vec();
+        write_npy(&d.join(KW_TILE_LO), &lo[1..]).unwrap();
+        let err = KeywordMatrix::open(&d, false).err().unwrap().to_string();
+        assert!(
+            err.contains(KW_TILE_LO) && err.contains("elements"),
+            "{err}"
+        );
+        let mut bad_lo = lo.clone();
+        bad_lo[0] += 1;
+        write_npy(&d.join(KW_TILE_LO), &bad_lo).unwrap();
+        let err = KeywordMatrix::open(&d, false).err().unwrap().to_string();
+        assert!(
+            err.contains(KW_TILE_LO) && err.contains("posting 0"),
+            "{err}"
+        );
+        // an incomplete set is an error; no derived files at all means building in memory
+        std::fs::remove_file(d.join(KW_TILE_LO)).unwrap();
+        let err = KeywordMatrix::open(&d, false).err().unwrap().to_string();
+        assert!(
+            err.contains(KW_TILE_LO) && err.contains("incomplete"),
+            "{err}"
+        );
+        for f in [KW_TILE_SEG, KW_TILE_MAX] {
+            std::fs::remove_file(d.join(f)).unwrap();
+        }
+        let err = KeywordMatrix::open(&d, false).err().unwrap().to_string();
+        assert!(err.contains("incomplete"), "{err}");
+        for f in [KW_PACKED_START, KW_PACKED_WORDS] {
+            std::fs::remove_file(d.join(f)).unwrap();
+        }
+        let o = KeywordMatrix::open(&d, false).unwrap();
+        assert!(!o.derived_mapped());
+        assert_eq!(o.score(&[0, 3, 4], &[1.0, 2.0, 0.5], &cands).unwrap(), want);
         std::fs::remove_dir_all(d).unwrap();
     }
 }

@@ -161,6 +161,19 @@ mod py {
             heavy(py, || Core::write_postings(&directory))
         }
 
+        /// Builds the scoring structures of the index in `directory` and writes them next to
+        /// it (each file atomically), so that `open` memory-maps them.
+        #[staticmethod]
+        fn write_derived(py: Python<'_>, directory: PathBuf) -> PyResult<()> {
+            heavy(py, || Core::write_derived(&directory))
+        }
+
+        /// True when the derived scoring structures are memory-mapped files.
+        #[getter]
+        fn derived_mapped(&self) -> bool {
+            self.inner.derived_mapped()
+        }
+
         /// Number of items (rows).
         #[getter]
         fn n_items(&self) -> usize {
@@ -181,11 +194,12 @@ mod py {
 
         fn __repr__(&self) -> String {
             format!(
-                "KeywordMatrix(n_items={}, n_terms={}, nnz={}, mapped={})",
+                "KeywordMatrix(n_items={}, n_terms={}, nnz={}, mapped={}, derived_mapped={})",
                 self.inner.n_items(),
                 self.inner.n_terms(),
                 self.inner.nnz(),
-                self.inner.is_mapped()
+                self.inner.is_mapped(),
+                self.inner.derived_mapped()
             )
         }
 

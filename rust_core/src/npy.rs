@@ -1,7 +1,7 @@
 //! Minimal `.npy` reader (memory-mapped) and writer for 1-D little-endian arrays.
 //!
 //! Supports format versions 1.0, 2.0 and 3.0. Only what the keyword index needs: a 1-D,
-//! C-ordered array of `<i4`, `<i8` or `<f4`. Every error names the file.
+//! C-ordered array of `<i4`, `<i8`, `<f4`, `<u2` or `<u4`. Every error names the file.
 
 use std::fs::File;
 use std::io::Write;
@@ -22,11 +22,13 @@ mod sealed {
     impl Sealed for i32 {}
     impl Sealed for i64 {}
     impl Sealed for f32 {}
+    impl Sealed for u16 {}
+    impl Sealed for u32 {}
 }
 
 /// A plain-old-data element type that can be stored in a `.npy` file.
 ///
-/// Sealed: implemented only for `i32`, `i64` and `f32`, for which every bit pattern is a valid
+/// Sealed: implemented only for `i32`, `i64`, `f32`, `u16` and `u32`, for which every bit pattern is a valid
 /// value, so reinterpreting mapped bytes as `[T]` is sound once size and alignment are checked.
 pub trait NpyElem: sealed::Sealed + crate::huge::Pod {
     /// The numpy `descr` string (little-endian).
@@ -49,6 +51,18 @@ impl NpyElem for i64 {
 }
 impl NpyElem for f32 {
     const DESCR: &'static str = "<f4";
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+impl NpyElem for u16 {
+    const DESCR: &'static str = "<u2";
+    fn put_le(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(&self.to_le_bytes());
+    }
+}
+impl NpyElem for u32 {
+    const DESCR: &'static str = "<u4";
     fn put_le(self, out: &mut Vec<u8>) {
         out.extend_from_slice(&self.to_le_bytes());
     }
@@ -245,7 +259,8 @@ pub fn map_npy<T: NpyElem>(path: &Path) -> Result<Buf<T>> {
             .map(|c| {
                 let mut a = [0u8; 8];
                 a[..size].copy_from_slice(c);
-                // SAFETY: T is one of i32/i64/f32, valid for any bit pattern, `size` bytes read.
+                // SAFETY: T is a sealed plain-old-data type valid for any bit pattern (i32, i64,
+                // f32, u16, u32), `size <= 8` bytes read.
                 unsafe { std::ptr::read_unaligned(a.as_ptr().cast::<T>()) }
             })
             .collect();
@@ -289,6 +304,19 @@ pub fn write_npy<T: NpyElem>(path: &Path, data: &[T]) -> Result<()> {
     f.sync_all().map_err(io)
 }
 
+/// Like [`write_npy`], but atomically: writes `<path>.tmp`, syncs it, then renames it over
+/// `path`, so a reader (or a crash) never sees a half-written file.
+pub fn write_npy_atomic<T: NpyElem>(path: &Path, data: &[T]) -> Result<()> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = std::path::PathBuf::from(tmp);
+    write_npy(&tmp, data)?;
+    std::fs::rename(&tmp, path).map_err(|source| CoreError::Io {
+        file: path.to_path_buf(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +338,13 @@ mod tests {
         let p2 = d.join("e.npy");
         write_npy::<f32>(&p2, &[]).unwrap();
         assert!(map_npy::<f32>(&p2).unwrap().is_empty());
+        let p3 = d.join("u.npy");
+        write_npy_atomic(&p3, &[1u16, 65535]).unwrap();
+        assert_eq!(&*map_npy::<u16>(&p3).unwrap(), &[1, 65535]);
+        assert!(!d.join("u.npy.tmp").exists());
+        write_npy_atomic(&p3, &[7u32, u32::MAX]).unwrap();
+        assert_eq!(&*map_npy::<u32>(&p3).unwrap(), &[7, u32::MAX]);
+        assert!(map_npy::<u16>(&p3).is_err());
         std::fs::remove_dir_all(d).unwrap();
     }
 

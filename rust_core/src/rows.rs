@@ -17,6 +17,7 @@
 
 use crate::csr::prefetch;
 use crate::huge::HugeBuf;
+use crate::npy::Buf;
 
 /// Rows scored side by side (3 to 6 measured within noise of each other; 8 and 16 slower).
 pub const LANES: usize = 4;
@@ -140,9 +141,12 @@ impl RowSource for Rows<'_> {
 /// first its term ids as `u16` pairs (`ceil(len / 2)` words), then its weights as `f32` bits
 /// (`len` words). `len` follows from the word count (`w = len + ceil(len / 2)` is increasing).
 /// Needs `n_terms <= 65,536` and fewer than 2^32 words.
+///
+/// Built in memory ([`Packed::build`], huge pages) or memory-mapped from an index directory
+/// ([`Packed::from_parts`], checked against the CSR rows).
 pub struct Packed {
-    start: HugeBuf<u32>,
-    words: HugeBuf<u32>,
+    start: Buf<u32>,
+    words: Buf<u32>,
     n_terms: usize,
 }
 
@@ -191,10 +195,102 @@ impl Packed {
             }
         });
         Some(Self {
+            start: Buf::Huge(start),
+            words: Buf::Huge(words),
+            n_terms: rows.n_terms,
+        })
+    }
+
+    /// True when [`Packed::build`] can pack these rows (`n_terms <= 65,536`; the word count is
+    /// checked by `build` itself).
+    pub fn fits(rows: Rows<'_>) -> bool {
+        rows.n_terms <= 1 << 16
+    }
+
+    /// Wraps existing `start` / `words` arrays (e.g. memory-mapped files) after checking that
+    /// they hold exactly the packed form of `rows` (same lengths, term ids and weight bits), so
+    /// that the kernels' unchecked reads stay in bounds and scores equal [`Packed::build`]'s.
+    /// The error says which array (`start` or `words`) and what differs.
+    pub fn from_parts(
+        start: Buf<u32>,
+        words: Buf<u32>,
+        rows: Rows<'_>,
+    ) -> std::result::Result<Self, (PackedPart, String)> {
+        use PackedPart::{Start, Words};
+        if !Self::fits(rows) {
+            return Err((
+                Words,
+                format!(
+                    "packed rows need n_terms <= 65,536, the matrix has {}",
+                    rows.n_terms
+                ),
+            ));
+        }
+        let n = rows.indptr.len().saturating_sub(1);
+        if start.len() != n + 1 {
+            return Err((
+                Start,
+                format!("{} offsets for {n} rows (expected {})", start.len(), n + 1),
+            ));
+        }
+        if start[0] != 0 || start[n] as usize != words.len() {
+            return Err((
+                Words,
+                format!(
+                    "offsets must run from 0 to the number of words ({}), got {} .. {}",
+                    words.len(),
+                    start[0],
+                    start[n]
+                ),
+            ));
+        }
+        for c in 0..n {
+            let (idx, val) = rows.row(c);
+            let l = idx.len();
+            let (a, b) = (start[c] as usize, start[c + 1] as usize);
+            if b < a || b - a != l + l.div_ceil(2) {
+                return Err((
+                    Start,
+                    format!(
+                        "row {c}: {} words, expected {} for {l} non-zeros",
+                        b.wrapping_sub(a),
+                        l + l.div_ceil(2)
+                    ),
+                ));
+            }
+            let block = &words[a..b];
+            let (tw, vw) = block.split_at(l.div_ceil(2));
+            let ids_ok = idx.iter().enumerate().all(|(p, &t)| {
+                let w = tw[p / 2];
+                (if p % 2 == 0 { w & 0xFFFF } else { w >> 16 }) == t as u32
+            }) && (l % 2 == 0 || tw[l / 2] >> 16 == 0);
+            if !ids_ok {
+                return Err((Words, format!("row {c}: term ids differ from the CSR rows")));
+            }
+            if vw.iter().zip(val).any(|(&w, v)| w != v.to_bits()) {
+                return Err((Words, format!("row {c}: weights differ from the CSR rows")));
+            }
+        }
+        Ok(Self {
             start,
             words,
             n_terms: rows.n_terms,
         })
+    }
+
+    /// Row start offsets in words (`n_rows + 1`), for writing the packed rows to a file.
+    pub fn start(&self) -> &[u32] {
+        &self.start
+    }
+
+    /// The packed words, for writing the packed rows to a file.
+    pub fn words(&self) -> &[u32] {
+        &self.words
+    }
+
+    /// True when the arrays are memory-mapped files.
+    pub fn is_mapped(&self) -> bool {
+        self.words.is_mapped()
     }
 
     /// A copyable view for the kernels.
@@ -205,6 +301,15 @@ impl Packed {
             n_terms: self.n_terms,
         }
     }
+}
+
+/// Which array of [`Packed`] an error of [`Packed::from_parts`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PackedPart {
+    /// The row offsets.
+    Start,
+    /// The packed words.
+    Words,
 }
 
 /// A borrowed [`Packed`].

@@ -538,6 +538,11 @@ def _build(
         out.array("knn/kw_post_indptr", knn_post.indptr.astype(np.int64))
         out.array("knn/kw_post_items", knn_post.indices.astype(np.int32))
         out.array("knn/kw_post_weights", knn_post.data.astype(np.float32))
+        # The scoring structures derived from both indexes (tiled postings, packed rows), so
+        # that every serving process memory-maps one shared copy instead of building its own.
+        # Listed and checksummed in the manifest like every other file.
+        _core.KeywordMatrix.write_derived(str(out.tmp))
+        _core.KeywordMatrix.write_derived(str(out.path("knn")))
         out.array("uprof_indptr", profiles.indptr.astype(np.int64))
         out.array("uprof_terms", profiles.indices.astype(np.int32))
         out.array("uprof_weights", profiles.data.astype(np.float32))

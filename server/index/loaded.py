@@ -100,11 +100,24 @@ def _item_query(directory: Path, manifest: dict[str, Any], item_emb: NDArray[Any
     return out
 
 
+def _open_keywords(directory: Path) -> _core.KeywordMatrix:
+    """`KeywordMatrix.open`, warning when the snapshot lacks the precomputed scoring arrays."""
+    m = _core.KeywordMatrix.open(str(directory))
+    if not m.derived_mapped:
+        log.warning(
+            "%s has no precomputed keyword scoring arrays (kw_tile*/kw_packed* files, written by "
+            "builds since they were added): built them in memory, a private copy in this "
+            "process; rebuild the snapshot to share one mapped copy between processes",
+            directory,
+        )
+    return m
+
+
 def _item_knn(
     directory: Path, manifest: dict[str, Any], n_items: int
 ) -> _core.KeywordMatrix | None:
     if "knn/kw_indptr.npy" in manifest["files"]:
-        return _core.KeywordMatrix.open(str(directory / "knn"))
+        return _open_keywords(directory / "knn")
     if "knn_indptr.npy" not in manifest["files"]:
         return None
     # Snapshots written before the knn/ directory: copied into memory.
@@ -169,7 +182,7 @@ def open_snapshot(directory: Path, *, verify_checksums: bool = True) -> LoadedSn
             protected_groups=list(manifest.get("protected_groups", [])),
             item_popularity=arr("item_popularity"),
             item_freshness=arr("item_freshness"),
-            keywords=_core.KeywordMatrix.open(str(directory)),
+            keywords=_open_keywords(directory),
             kw_indptr=arr("kw_indptr"),
             kw_indices=arr("kw_indices"),
             kw_data=arr("kw_data"),
