@@ -45,11 +45,22 @@ def ensure_snapshot(n_items: int, n_users: int) -> Path:
         t = time.perf_counter()
         synthetic.generate(n_items, n_users, 5, data)
         print(f"generated catalogue in {time.perf_counter() - t:.0f}s", flush=True)
-    if not snapshot.list_versions(snaps):
+    versions = snapshot.list_versions(snaps)
+    if not versions or _stale(snapshot.read_manifest(snaps / versions[0])):
         t = time.perf_counter()
-        builder.build_snapshot(data / "interactions.csv", data / "items.csv", snaps)
+        m = builder.build_snapshot(data / "interactions.csv", data / "items.csv", snaps)
         print(f"built snapshot in {time.perf_counter() - t:.0f}s", flush=True)
+        for old in versions:  # a cached snapshot from an older build: 2 GB each
+            shutil.rmtree(snaps / old, ignore_errors=True)
+        (snaps / "ACTIVE").unlink(missing_ok=True)
+        assert snapshot.list_versions(snaps) == [m["version"]]
     return snaps
+
+
+def _stale(manifest: dict[str, Any]) -> bool:
+    """A cached snapshot built before the current serving features (rebuild it)."""
+    files = manifest.get("files", {})
+    return "user_candidates" not in manifest or "kw_packed_words.npy" not in files
 
 
 def pipeline_latency(snap_dir: Path, n: int, events_per_request: int = 0) -> dict[str, Any]:
