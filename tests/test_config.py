@@ -15,7 +15,7 @@ def test_file_then_env(tmp_path: Path) -> None:
     f.write_text(
         'port = 6000\nsnapshot_dir = "/data/snaps"\nmetrics_port = 9100\n'
         'data_roots = ["/data/in"]\n[fairness]\npolicy = "exposure"\nmax_per_creator = 3\n'
-        'protected_groups = ["new_creator"]\n'
+        'protected_groups = ["new_creator"]\nexposure_target_fraction = 0.9\n'
     )
     cfg = load(f, {"REELRANK_PORT": "7000"})
     assert cfg.port == 7000  # env beats file
@@ -25,6 +25,7 @@ def test_file_then_env(tmp_path: Path) -> None:
     assert cfg.fairness.policy is Policy.EXPOSURE
     assert cfg.fairness.max_per_creator == 3
     assert cfg.fairness.protected_groups == ("new_creator",)
+    assert cfg.fairness.exposure_target_fraction == 0.9
     assert load(None, {}).port == 50051
 
 

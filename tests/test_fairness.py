@@ -296,6 +296,48 @@ def test_amortised_exposure_prices_rise_for_an_under_exposed_group() -> None:
     )
 
 
+def test_exposure_prices_aim_at_a_fraction_of_the_target() -> None:
+    # A page share of 0.195 against a target of 0.2: short of the target, above 0.95 of it.
+    for aim, rises in ((1.0, True), (0.95, False), (0.9, False)):
+        tracker = fairness.ExposureTracker(window=10)
+        tracker.record(GROUPS, np.array([0.805, 0.195]), TARGET, step=0.1, max_price=1, aim=aim)
+        assert bool(tracker.prices(GROUPS)[1] > 0) is rises
+    # Below the aimed share the price rises by step * relative shortfall to the aimed share.
+    tracker = fairness.ExposureTracker(window=10)
+    tracker.record(GROUPS, np.array([0.9, 0.1]), TARGET, step=0.1, max_price=1.0, aim=0.9)
+    assert tracker.prices(GROUPS)[1] == pytest.approx(0.1 * (0.18 - 0.1) / 0.18)
+
+
+def _traffic(aim: float, pages: int = 600, seed: int = 3) -> float:
+    """Protected exposure share over the last half of a simulated stream of pages."""
+    rng = np.random.default_rng(seed)
+    tracker = fairness.ExposureTracker(window=200)
+    p = FairnessParams(
+        policies=(P.AMORTISED_EXPOSURE,), exposure_step=0.02, exposure_target_fraction=aim
+    )
+    shares = []
+    for _ in range(pages):
+        s = rng.random(100)
+        g = (rng.random(100) < 0.3).astype(np.int64)
+        s[g == 1] *= 0.6  # the protected group scores lower: unlifted it gets < 0.01
+        page = _run(s, np.arange(100), g, 10, p, tracker=tracker)
+        shares.append(page.report.groups[1].exposure_share)
+    return float(np.mean(shares[pages // 2 :]))
+
+
+@pytest.mark.parametrize("aim", [0.8, 0.9, 1.0])
+def test_traffic_reaches_the_aimed_fraction_of_the_target(aim: float) -> None:
+    share = _traffic(aim)
+    assert share >= 0.97 * aim * TARGET[1]
+    assert share <= 1.05 * aim * TARGET[1]  # and spends no exposure much beyond it
+
+
+def test_a_lower_aim_gives_the_protected_group_less_exposure() -> None:
+    low, high = _traffic(0.9), _traffic(1.0)
+    assert low < high
+    assert FairnessParams().exposure_target_fraction < 1.0  # the default aims below target
+
+
 def test_creator_price_lifts_unseen_and_damps_above_mean_creators() -> None:
     tracker = fairness.ExposureTracker(window=2)
     asked = np.array([0, 1, 2, 3], np.int64)
@@ -363,6 +405,9 @@ def test_fair_mtable_and_corrected_alpha() -> None:
         (FairnessParams(repeat_decay=1.5), "repeat_decay"),
         (FairnessParams(diversity_lambda=float("nan")), "diversity_lambda"),
         (FairnessParams(exposure_step=-1), "exposure_step"),
+        (FairnessParams(exposure_target_fraction=0.0), "exposure_target_fraction"),
+        (FairnessParams(exposure_target_fraction=2.5), "exposure_target_fraction"),
+        (FairnessParams(exposure_target_fraction=float("nan")), "exposure_target_fraction"),
         (FairnessParams(cold_start_position=0), "cold_start_position"),
         (FairnessParams(dpp_window=-1), "dpp_window"),
         (FairnessParams(cold_start_groups=("x",)), "cold-start group"),

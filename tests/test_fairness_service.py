@@ -61,6 +61,12 @@ def test_options_override_the_defaults(stub: pb_grpc.RankingServiceStub, app: Ap
         dpp_window=4,
         group_targets=[t.GroupTarget(group="new_creator", share=0.3)],
         cold_start_position=3,
+        exposure_target_fraction=0.9,
+    )
+    params = convert.fairness(opts, True, ServerConfig())
+    assert params.exposure_target_fraction == pytest.approx(0.9)
+    assert convert.fairness(t.FairnessOptions(), True, ServerConfig()).exposure_target_fraction == (
+        ServerConfig().fairness.exposure_target_fraction
     )
     resp = stub.Rank(
         pb.RankRequest(user_id=snap.user_ids[5], num_results=15, fairness=opts), timeout=10
@@ -115,6 +121,7 @@ def test_rerank_stage_reports_too(stub: pb_grpc.RankingServiceStub, app: App) ->
         (t.FairnessOptions(fair_alpha=1.5), "fair_alpha"),
         (t.FairnessOptions(cold_start_position=0), "cold_start_position"),
         (t.FairnessOptions(dpp_window=-2), "dpp_window"),
+        (t.FairnessOptions(exposure_target_fraction=0.0), "exposure_target_fraction"),
     ],
 )
 def test_invalid_options_are_invalid_argument(

@@ -126,6 +126,11 @@ class FairnessParams:
     dpp_window: int = 0  # > 0: windowed greedy DPP over the last dpp_window items, not MMR
     exposure_step: float = 0.005
     max_exposure_price: float = 1.0
+    # The exposure prices aim at this fraction of each group's target share (> 1 over-aims).
+    # The issue asks for >= 90% of target and every point above costs DCG: 0.95 keeps a margin
+    # (0.92 of target over 1,000 pages from a cold tracker, 0.95 warm; 0.93 dipped to 0.899 on
+    # one user sample) and keeps 0.003 more DCG than 1.0 (BENCHMARKS.md, "cap x aim").
+    exposure_target_fraction: float = 0.95
     exposure_window: int = 1000  # pages kept by the server's exposure tracker
     # Creator-level amortised exposure: relevance + weight * clip(1 - e_c / mean, -1, 1) over
     # the tracker's window. 0.03 exposed 802 creators instead of 660 on the synthetic feed for

@@ -143,6 +143,7 @@ def fairness(msg: types_pb2.FairnessOptions, has: bool, cfg: ServerConfig) -> Fa
         "max_exposure_price",
         "cold_start_min_relevance",
         "creator_exposure_weight",
+        "exposure_target_fraction",
     ):
         if msg.HasField(name):
             changes[name] = float(getattr(msg, name))

@@ -191,6 +191,7 @@ def rerank(
             step=params.exposure_step,
             max_price=params.max_exposure_price,
             update_prices=Policy.AMORTISED_EXPOSURE in active,
+            aim=params.exposure_target_fraction,
         )
         window_share = tracker.window_shares(group_names)
         tracker.record_creators(creator_key, creators[chosen], discount(chosen.size))

@@ -108,8 +108,13 @@ class ExposureTracker:
         step: float,
         max_price: float,
         update_prices: bool = True,
+        aim: float = 1.0,
     ) -> None:
-        """Add one page's exposure per group (unnormalised) and take a price step."""
+        """Add one page's exposure per group (unnormalised) and take a price step.
+
+        The prices aim at `aim * target`: a group's price rises while its page share is below
+        that and falls while above.
+        """
         total = float(exposure.sum())
         if total <= 0:
             return
@@ -123,8 +128,9 @@ class ExposureTracker:
                     self._sum[g] -= e
             if update_prices:
                 for g, e, t in zip(group_names, exposure.tolist(), target.tolist(), strict=True):
-                    if t <= 0:
+                    a = aim * t
+                    if a <= 0:
                         continue
-                    gap = (t - e / total) / t  # relative shortfall of this page
+                    gap = (a - e / total) / a  # relative shortfall of this page
                     p = self._price.get(g, 0.0) + step * gap
                     self._price[g] = min(max(p, 0.0), max_price)

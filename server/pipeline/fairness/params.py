@@ -45,6 +45,9 @@ def validate(params: FairnessParams, known_groups: list[str]) -> None:
     ):
         if not (math.isfinite(v) and v >= 0):
             raise InvalidArgument(f"{name} must be finite and >= 0, got {v}")
+    f = params.exposure_target_fraction
+    if not (math.isfinite(f) and 0 < f <= 2):
+        raise InvalidArgument(f"exposure_target_fraction must be in (0, 2], got {f}")
     if params.dpp_window < 0:
         raise InvalidArgument(f"dpp_window must be >= 0, got {params.dpp_window}")
     if params.exposure_window < 1:

@@ -147,7 +147,7 @@ class GroupTarget(_message.Message):
     def __init__(self, group: _Optional[str] = ..., share: _Optional[float] = ...) -> None: ...
 
 class FairnessOptions(_message.Message):
-    __slots__ = ("policy", "max_items_per_creator", "creator_window", "protected_groups", "min_protected_share", "policies", "fair_alpha", "repeat_decay", "repeat_decay_floor", "group_targets", "diversity_lambda", "similarity", "exposure_step", "max_exposure_price", "cold_start_position", "cold_start_min_relevance", "creator_exposure_weight", "dpp_window")
+    __slots__ = ("policy", "max_items_per_creator", "creator_window", "protected_groups", "min_protected_share", "policies", "fair_alpha", "repeat_decay", "repeat_decay_floor", "group_targets", "diversity_lambda", "similarity", "exposure_step", "max_exposure_price", "cold_start_position", "cold_start_min_relevance", "creator_exposure_weight", "dpp_window", "exposure_target_fraction")
     POLICY_FIELD_NUMBER: _ClassVar[int]
     MAX_ITEMS_PER_CREATOR_FIELD_NUMBER: _ClassVar[int]
     CREATOR_WINDOW_FIELD_NUMBER: _ClassVar[int]
@@ -166,6 +166,7 @@ class FairnessOptions(_message.Message):
     COLD_START_MIN_RELEVANCE_FIELD_NUMBER: _ClassVar[int]
     CREATOR_EXPOSURE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     DPP_WINDOW_FIELD_NUMBER: _ClassVar[int]
+    EXPOSURE_TARGET_FRACTION_FIELD_NUMBER: _ClassVar[int]
     policy: FairnessPolicy
     max_items_per_creator: int
     creator_window: int
@@ -184,7 +185,8 @@ class FairnessOptions(_message.Message):
     cold_start_min_relevance: float
     creator_exposure_weight: float
     dpp_window: int
-    def __init__(self, policy: _Optional[_Union[FairnessPolicy, str]] = ..., max_items_per_creator: _Optional[int] = ..., creator_window: _Optional[int] = ..., protected_groups: _Optional[_Iterable[str]] = ..., min_protected_share: _Optional[float] = ..., policies: _Optional[_Iterable[_Union[FairnessPolicy, str]]] = ..., fair_alpha: _Optional[float] = ..., repeat_decay: _Optional[float] = ..., repeat_decay_floor: _Optional[float] = ..., group_targets: _Optional[_Iterable[_Union[GroupTarget, _Mapping]]] = ..., diversity_lambda: _Optional[float] = ..., similarity: _Optional[_Union[DiversitySimilarity, str]] = ..., exposure_step: _Optional[float] = ..., max_exposure_price: _Optional[float] = ..., cold_start_position: _Optional[int] = ..., cold_start_min_relevance: _Optional[float] = ..., creator_exposure_weight: _Optional[float] = ..., dpp_window: _Optional[int] = ...) -> None: ...
+    exposure_target_fraction: float
+    def __init__(self, policy: _Optional[_Union[FairnessPolicy, str]] = ..., max_items_per_creator: _Optional[int] = ..., creator_window: _Optional[int] = ..., protected_groups: _Optional[_Iterable[str]] = ..., min_protected_share: _Optional[float] = ..., policies: _Optional[_Iterable[_Union[FairnessPolicy, str]]] = ..., fair_alpha: _Optional[float] = ..., repeat_decay: _Optional[float] = ..., repeat_decay_floor: _Optional[float] = ..., group_targets: _Optional[_Iterable[_Union[GroupTarget, _Mapping]]] = ..., diversity_lambda: _Optional[float] = ..., similarity: _Optional[_Union[DiversitySimilarity, str]] = ..., exposure_step: _Optional[float] = ..., max_exposure_price: _Optional[float] = ..., cold_start_position: _Optional[int] = ..., cold_start_min_relevance: _Optional[float] = ..., creator_exposure_weight: _Optional[float] = ..., dpp_window: _Optional[int] = ..., exposure_target_fraction: _Optional[float] = ...) -> None: ...
 
 class GroupExposure(_message.Message):
     __slots__ = ("group", "item_count", "exposure_share", "target_share", "window_exposure_share", "price")
