@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from dataclasses import dataclass, field
 
@@ -55,7 +56,7 @@ def rerank_scores(
     tracker: fairness.ExposureTracker | None = None,
 ) -> Page:
     if not params.protected_groups and snap.protected_groups:
-        params = dataclasses.replace(params, protected_groups=tuple(snap.protected_groups))
+        params = _with_protected(params, tuple(snap.protected_groups))
     fairness.validate(params, snap.groups)
     return fairness.rerank(
         scores,
@@ -66,11 +67,18 @@ def rerank_scores(
         params,
         group_names=snap.groups,
         target_share=snap.group_target_share,
-        embeddings=fairness.vectors(snap, items, params),
+        # Only the page's rows unless diversity compares every candidate (a 500-row gather).
+        embeddings=lambda pos: fairness.vectors(snap, items[pos], params),
         tracker=tracker,
         creator_key=snap.version,
         n_creators=len(snap.creator_ids),
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _with_protected(params: FairnessParams, groups: tuple[str, ...]) -> FairnessParams:
+    """`params` with the snapshot's protected groups (cached: replace() costs ~50 us)."""
+    return dataclasses.replace(params, protected_groups=groups)
 
 
 def apply_blend(snap: LoadedSnapshot, scores: Scores, overrides: dict[str, float]) -> Scores:

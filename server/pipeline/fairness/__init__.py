@@ -14,6 +14,8 @@ Policies (see docs/FAIRNESS.md) compose into one constrained greedy fill (`selec
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 from numpy.typing import NDArray
 
@@ -117,7 +119,9 @@ def rerank(
     *,
     group_names: list[str],
     target_share: NDArray[np.float64],
-    embeddings: NDArray[np.float32] | None = None,
+    embeddings: NDArray[np.float32]
+    | Callable[[NDArray[np.int64]], NDArray[np.float32]]
+    | None = None,
     tracker: ExposureTracker | None = None,
     creator_key: str = "",
     n_creators: int = 0,
@@ -126,7 +130,8 @@ def rerank(
     """Pick `num_results` of the inputs with the active policies; report the page.
 
     `target_share` is the catalogue share per group code (targets default to it);
-    `embeddings` (one row per input) feed diversity and the report's intra-list diversity;
+    `embeddings` (one row per input, or a function from input positions to their rows, so
+    that only the rows used are fetched) feed diversity and the report's intra-list diversity;
     `tracker`, when given, supplies the amortised-exposure prices and records the page;
     `creator_key` names the space of the creator codes (the snapshot version) for it, and
     `n_creators` how many creators that space holds (the mean exposure per creator is over them).
@@ -164,6 +169,8 @@ def rerank(
         dpp_window = 0
         if Policy.DIVERSITY in active and embeddings is not None and params.diversity_lambda < 1:
             lam = params.diversity_lambda
+            if callable(embeddings):
+                embeddings = embeddings(np.arange(n, dtype=np.int64))
             emb = np.asarray(embeddings, np.float32)
             dpp_window = params.dpp_window
         floors = floor_need(params, active, group_names, target, k)
@@ -197,12 +204,24 @@ def rerank(
         tracker.record_creators(creator_key, creators[chosen], discount(chosen.size))
     report = measure(
         scores, creators, groups, chosen, order[:k], params,
-        group_names=group_names, target_share=target, embeddings=embeddings,
+        group_names=group_names, target_share=target,
+        page_embeddings=_page_rows(embeddings, chosen),
         window_share=window_share, prices=prices, floors=floors, active=active,
     )  # fmt: skip
     if flags & LIFTED:
         report.cold_start_position = params.cold_start_position
     return Page(positions=chosen.astype(np.int64), scores=scores[chosen], report=report)
+
+
+def _page_rows(
+    embeddings: NDArray[np.float32] | Callable[[NDArray[np.int64]], NDArray[np.float32]] | None,
+    chosen: NDArray[np.int64],
+) -> NDArray[np.float32] | None:
+    if embeddings is None:
+        return None
+    if callable(embeddings):
+        return embeddings(chosen)
+    return embeddings[chosen]
 
 
 def _declared_before(active: tuple[Policy, ...], floors: tuple[Policy, ...]) -> bool:

@@ -159,6 +159,7 @@ def measure(
     group_names: list[str],
     target_share: NDArray[np.float64],
     embeddings: NDArray[np.float32] | None = None,
+    page_embeddings: NDArray[np.float32] | None = None,
     window_share: NDArray[np.float64] | None = None,
     prices: NDArray[np.float64] | None = None,
     floors: tuple[NDArray[np.int32], NDArray[np.uint8], list[str]] | None = None,
@@ -167,7 +168,8 @@ def measure(
     """Fairness figures of a page (`chosen`) against the unconstrained top (`ideal`).
 
     `target_share` is the per-group target (already resolved from `params`); `floors` is
-    `floor_need`'s result for it when the caller has it.
+    `floor_need`'s result for it when the caller has it; `page_embeddings`, when given, are
+    the page's rows of `embeddings` (then `embeddings` is not needed).
     """
     active = params.active() if active is None else active
     k = chosen.size
@@ -229,7 +231,9 @@ def measure(
         fair_test_passed=fair_ok,
         fair_alpha_adjusted=alpha_c,
         intra_list_diversity=intra_list_diversity(
-            embeddings[chosen] if embeddings is not None else None
+            page_embeddings
+            if page_embeddings is not None
+            else (embeddings[chosen] if embeddings is not None else None)
         ),
         ndcg_loss=1.0 - retained,
         relaxed=tuple(relaxed),
