@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,15 +17,9 @@ import pytest
 
 from client.rank_client import AdminClient
 from server.index import snapshot
-from tests.conftest import ADMIN_TOKEN
+from tests.conftest import ADMIN_TOKEN, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _fake_version(root: Path, version: str) -> None:
@@ -137,7 +130,7 @@ def test_sigkill_during_rebuild_then_restart_serves_previous(
     root = tmp_path / "snapshots"
     root.mkdir()
     shutil.copytree(built["path"], root / built["version"])
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "server.log"
     server = _start_server(root, demo_dir, port, log)
     target = f"127.0.0.1:{port}"

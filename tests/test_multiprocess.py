@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,14 +14,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from server.api.reelrank.v1 import ranking_service_pb2 as pb
 from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
+from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _workers(pid: int) -> list[int]:
@@ -32,7 +26,7 @@ def _workers(pid: int) -> list[int]:
 
 
 def test_two_processes_share_the_port(built: dict[str, Any]) -> None:
-    port = _free_port()
+    port = free_port()
     root = Path(built["path"]).parent
     proc = subprocess.Popen(
         [sys.executable, "-m", "server.main", "--snapshots", str(root), "--port", str(port),

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from server._core import rerank_select as _rust_select
 from server.pipeline.fairness import fair_stats
 from server.pipeline.fairness.exposure import ExposureTracker
 from server.pipeline.fairness.params import targets, validate
@@ -38,11 +39,6 @@ __all__ = [
     "validate",
     "vectors",
 ]
-
-try:  # the Rust fill; the Python reference is the fallback (and the parity oracle)
-    from server._core import rerank_select as _rust_select
-except ImportError:  # pragma: no cover - an extension built before rerank.rs existed
-    _rust_select = None  # type: ignore[assignment]
 
 
 def select(
@@ -65,8 +61,9 @@ def select(
     dpp_window: int = 0,
     backend: str = "auto",
 ) -> tuple[NDArray[np.int64], int]:
-    """The constrained greedy fill (`select.select_py` documents it); Rust when available."""
-    if backend == "python" or (backend == "auto" and _rust_select is None):
+    """The constrained greedy fill (`select.select_py` documents it) in Rust; `backend`
+    "python" runs the reference implementation instead (the parity oracle)."""
+    if backend == "python":
         return select_py(
             rel, creator, group, rank, emb, k, cap=cap, window=window, mult=mult, lam=lam,
             need=need, class_groups=class_groups, cold_eligible=cold_eligible,
