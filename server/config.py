@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import typing
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from server.pipeline.types import FairnessParams
 
@@ -75,37 +78,57 @@ class ServerConfig:
     verify_checksums: bool = True
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> ServerConfig:
-        """Defaults overridden by `REELRANK_*` variables (documented in docs/OPERATIONS.md)."""
+    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
+        """Defaults overridden by `REELRANK_*` variables (the `ENV_VARS` table; documented in
+        docs/OPERATIONS.md). An empty value resets an optional setting to None and leaves any
+        other setting at its default."""
         e = os.environ if env is None else env
         cfg = cls()
-        if "REELRANK_HOST" in e:
-            cfg.host = e["REELRANK_HOST"]
-        if "REELRANK_PORT" in e:
-            cfg.port = int(e["REELRANK_PORT"])
-        if "REELRANK_SNAPSHOTS" in e:
-            cfg.snapshot_dir = Path(e["REELRANK_SNAPSHOTS"])
-        if "REELRANK_WORKERS" in e:
-            cfg.max_workers = int(e["REELRANK_WORKERS"])
-        token = e.get("REELRANK_ADMIN_TOKEN")
-        cfg.admin_token = token or None
-        if e.get("REELRANK_DATA_ROOTS"):
-            cfg.data_roots = tuple(Path(p) for p in e["REELRANK_DATA_ROOTS"].split(os.pathsep) if p)
-        cfg.ranking_token = e.get("REELRANK_RANKING_TOKEN") or None
-        if e.get("REELRANK_SOURCES"):
-            cfg.sources = parse_sources(e["REELRANK_SOURCES"])
-        for key, attr in (
-            ("REELRANK_TLS_CERT", "tls_cert"),
-            ("REELRANK_TLS_KEY", "tls_key"),
-            ("REELRANK_TLS_CLIENT_CA", "tls_client_ca"),
-        ):
-            if e.get(key):
-                setattr(cfg, attr, Path(e[key]))
-        if e.get("REELRANK_KEEP_SNAPSHOTS"):
-            cfg.keep_snapshots = int(e["REELRANK_KEEP_SNAPSHOTS"])
-        if "REELRANK_MIN_ANN_RECALL" in e:
-            raw = e["REELRANK_MIN_ANN_RECALL"]
-            cfg.min_ann_recall = float(raw) if raw else None
-        if e.get("REELRANK_MIN_NDCG_AT_10"):
-            cfg.min_ndcg_at_10 = float(e["REELRANK_MIN_NDCG_AT_10"])
+        hints = typing.get_type_hints(cls)
+        for var, name in ENV_VARS.items():
+            if var in e:
+                try:
+                    _set_from_text(cfg, name, hints[name], e[var])
+                except ValueError as exc:
+                    raise ValueError(f"{var}={e[var]!r}: {exc}") from exc
         return cfg
+
+
+# Environment variable -> ServerConfig field. Values are parsed by the field's type: paths,
+# numbers, `os.pathsep`-separated path lists, and JSON for `sources`.
+ENV_VARS = {
+    "REELRANK_HOST": "host",
+    "REELRANK_PORT": "port",
+    "REELRANK_SNAPSHOTS": "snapshot_dir",
+    "REELRANK_WORKERS": "max_workers",
+    "REELRANK_ADMIN_TOKEN": "admin_token",
+    "REELRANK_RANKING_TOKEN": "ranking_token",
+    "REELRANK_DATA_ROOTS": "data_roots",
+    "REELRANK_SOURCES": "sources",
+    "REELRANK_TLS_CERT": "tls_cert",
+    "REELRANK_TLS_KEY": "tls_key",
+    "REELRANK_TLS_CLIENT_CA": "tls_client_ca",
+    "REELRANK_KEEP_SNAPSHOTS": "keep_snapshots",
+    "REELRANK_MIN_ANN_RECALL": "min_ann_recall",
+    "REELRANK_MIN_NDCG_AT_10": "min_ndcg_at_10",
+}
+
+
+def _set_from_text(cfg: ServerConfig, name: str, hint: Any, raw: str) -> None:
+    optional = type(None) in typing.get_args(hint)
+    if not raw:
+        if optional:
+            setattr(cfg, name, None)
+        return
+    if optional:
+        hint = next(a for a in typing.get_args(hint) if a is not type(None))
+    value: Any
+    if hint is Path:
+        value = Path(raw)
+    elif typing.get_origin(hint) is tuple:
+        value = tuple(Path(p) for p in raw.split(os.pathsep) if p)
+    elif typing.get_origin(hint) is dict:
+        value = parse_sources(raw)
+    else:
+        value = hint(raw)
+    setattr(cfg, name, value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -44,3 +45,39 @@ def test_bad_files_name_the_problem(tmp_path: Path, text: str, needle: str) -> N
     f.write_text(text)
     with pytest.raises(ConfigError, match=needle):
         load(f, {})
+
+
+def test_every_environment_variable_parses_and_is_documented() -> None:
+    from server.config import ENV_VARS, ServerConfig
+
+    docs = (Path(__file__).parent.parent / "docs" / "OPERATIONS.md").read_text()
+    env = {
+        "REELRANK_HOST": "0.0.0.0",
+        "REELRANK_PORT": "6000",
+        "REELRANK_SNAPSHOTS": "/srv/snaps",
+        "REELRANK_WORKERS": "3",
+        "REELRANK_ADMIN_TOKEN": "a",
+        "REELRANK_RANKING_TOKEN": "r",
+        "REELRANK_DATA_ROOTS": f"/d1{os.pathsep}/d2",
+        "REELRANK_SOURCES": '{"daily": {"interactions": "/i.csv", "items": "/it.csv"}}',
+        "REELRANK_TLS_CERT": "/c.pem",
+        "REELRANK_TLS_KEY": "/k.pem",
+        "REELRANK_TLS_CLIENT_CA": "/ca.pem",
+        "REELRANK_KEEP_SNAPSHOTS": "7",
+        "REELRANK_MIN_ANN_RECALL": "0.8",
+        "REELRANK_MIN_NDCG_AT_10": "0.05",
+    }
+    assert set(env) == set(ENV_VARS)
+    assert all(f"`{var}`" in docs for var in ENV_VARS)
+    cfg = ServerConfig.from_env(env)
+    assert (cfg.host, cfg.port, cfg.max_workers, cfg.keep_snapshots) == ("0.0.0.0", 6000, 3, 7)
+    assert cfg.snapshot_dir == Path("/srv/snaps") and cfg.tls_client_ca == Path("/ca.pem")
+    assert cfg.data_roots == (Path("/d1"), Path("/d2"))
+    assert cfg.sources["daily"].items == Path("/it.csv")
+    assert (cfg.admin_token, cfg.ranking_token) == ("a", "r")
+    assert (cfg.min_ann_recall, cfg.min_ndcg_at_10) == (0.8, 0.05)
+    # Empty: optional settings off, others at their defaults.
+    blank = ServerConfig.from_env({"REELRANK_MIN_ANN_RECALL": "", "REELRANK_PORT": ""})
+    assert blank.min_ann_recall is None and blank.port == ServerConfig().port
+    with pytest.raises(ValueError, match="REELRANK_WORKERS='many'"):
+        ServerConfig.from_env({"REELRANK_WORKERS": "many"})
