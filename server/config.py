@@ -46,6 +46,8 @@ class ServerConfig:
     port: int = 50051
     snapshot_dir: Path = Path("var/snapshots")
     max_workers: int = 8
+    # Rank pipelines run at once per process (the rest wait for a slot; see RankingService).
+    pipeline_concurrency: int = 1
     default_num_results: int = 20
     default_num_candidates: int = 500
     fairness: FairnessParams = field(
@@ -101,6 +103,7 @@ ENV_VARS = {
     "REELRANK_PORT": "port",
     "REELRANK_SNAPSHOTS": "snapshot_dir",
     "REELRANK_WORKERS": "max_workers",
+    "REELRANK_PIPELINE_CONCURRENCY": "pipeline_concurrency",
     "REELRANK_ADMIN_TOKEN": "admin_token",
     "REELRANK_RANKING_TOKEN": "ranking_token",
     "REELRANK_DATA_ROOTS": "data_roots",

@@ -42,6 +42,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, help="port to bind, 0 for any free port (default: 50051)")
     p.add_argument("--workers", type=int, help="RPC handler threads per process (default: 8)")
     p.add_argument(
+        "--pipeline-concurrency",
+        type=int,
+        help="ranking pipelines running at once per process; the rest wait for a slot "
+        "(default: 1: the pipeline holds the GIL, so more only adds contention)",
+    )
+    p.add_argument(
         "--processes",
         type=int,
         help="serving processes sharing the port via SO_REUSEPORT (default: 1)",
@@ -80,6 +86,7 @@ def resolve_config(args: argparse.Namespace) -> ServerConfig:
         ("host", "host"),
         ("port", "port"),
         ("workers", "max_workers"),
+        ("pipeline_concurrency", "pipeline_concurrency"),
         ("processes", "processes"),
         ("metrics_port", "metrics_port"),
         ("log_format", "log_format"),
@@ -94,6 +101,8 @@ def resolve_config(args: argparse.Namespace) -> ServerConfig:
         cfg.data_roots = tuple(args.data_root)
     if cfg.processes < 1:
         raise ConfigError(f"processes must be >= 1, got {cfg.processes}")
+    if cfg.pipeline_concurrency < 1:
+        raise ConfigError(f"pipeline_concurrency must be >= 1, got {cfg.pipeline_concurrency}")
     if cfg.processes > 1 and cfg.port == 0:
         raise ConfigError("--processes > 1 needs a fixed --port: workers must share one port")
     return cfg

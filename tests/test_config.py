@@ -56,6 +56,7 @@ def test_every_environment_variable_parses_and_is_documented() -> None:
         "REELRANK_PORT": "6000",
         "REELRANK_SNAPSHOTS": "/srv/snaps",
         "REELRANK_WORKERS": "3",
+        "REELRANK_PIPELINE_CONCURRENCY": "2",
         "REELRANK_ADMIN_TOKEN": "a",
         "REELRANK_RANKING_TOKEN": "r",
         "REELRANK_DATA_ROOTS": f"/d1{os.pathsep}/d2",
@@ -71,6 +72,7 @@ def test_every_environment_variable_parses_and_is_documented() -> None:
     assert all(f"`{var}`" in docs for var in ENV_VARS)
     cfg = ServerConfig.from_env(env)
     assert (cfg.host, cfg.port, cfg.max_workers, cfg.keep_snapshots) == ("0.0.0.0", 6000, 3, 7)
+    assert cfg.pipeline_concurrency == 2
     assert cfg.snapshot_dir == Path("/srv/snaps") and cfg.tls_client_ca == Path("/ca.pem")
     assert cfg.data_roots == (Path("/d1"), Path("/d2"))
     assert cfg.sources["daily"].items == Path("/it.csv")
