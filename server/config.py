@@ -46,7 +46,7 @@ class ServerConfig:
     port: int = 50051
     snapshot_dir: Path = Path("var/snapshots")
     max_workers: int = 8
-    # Rank pipelines run at once per process (the rest wait for a slot; see RankingService).
+    # Ranking RPCs handled at once per process (the rest wait for a slot; see RankingService).
     pipeline_concurrency: int = 1
     default_num_results: int = 20
     default_num_candidates: int = 500

@@ -45,8 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--pipeline-concurrency",
         type=int,
-        help="ranking pipelines running at once per process; the rest wait for a slot "
-        "(default: 1: the pipeline holds the GIL, so more only adds contention)",
+        help="ranking RPCs handled at once per process; the rest wait for a slot "
+        "(default: 1: handlers hold the GIL, so more only adds contention)",
     )
     p.add_argument(
         "--processes",
