@@ -336,6 +336,9 @@ def write_markdown(r: dict[str, Any]) -> None:
         "",
         "PSS counts each shared page once across the processes that map it, so the two-process",
         "total is the memory the pair really costs; RSS counts shared pages in every process.",
+        "Where the time goes, and why the throughput and open-loop targets are missed:",
+        "docs/SERVING.md, 'Performance'. Servers run `--workers 2` (docs/SERVING.md, 'Using",
+        "both cores').",
         "",
     ]
     path = ROOT / "BENCHMARKS.md"
