@@ -61,7 +61,7 @@ def _stale(manifest: dict[str, Any]) -> bool:
     """A cached snapshot built before the current serving features (rebuild it)."""
     files = manifest.get("files", {})
     ucand = manifest.get("user_candidates")
-    return ucand is None or set(ucand) != {"keyword"} or "kw_packed_words.npy" not in files
+    return ucand is None or set(ucand) != {"ann", "keyword"} or "kw_packed_words.npy" not in files
 
 
 def pipeline_latency(snap_dir: Path, n: int, events_per_request: int = 0) -> dict[str, Any]:

@@ -17,32 +17,19 @@ from server.pipeline.user_state import build_user_state
 
 
 @pytest.fixture(scope="module")
-def snap(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> LoadedSnapshot:
-    """The demo catalogue built with both lists (the ANN list is off by default)."""
-    m = builder.build_snapshot(
-        demo_dir / "interactions.csv",
-        demo_dir / "items.csv",
-        tmp_path_factory.mktemp("ucand"),
-        config=builder.BuildConfig(precompute_ann=300),
-    )
-    return open_snapshot(Path(m["path"]))
+def snap(built: dict[str, Any]) -> LoadedSnapshot:
+    return open_snapshot(Path(built["path"]))
 
 
 def _online(state: Any) -> Any:
     return dataclasses.replace(state, stored_query=False)
 
 
-def test_build_writes_both_lists(snap: LoadedSnapshot) -> None:
+def test_default_build_writes_both_lists(snap: LoadedSnapshot) -> None:
     cands = snap.user_candidates
     assert cands.has("ann") and cands.has("keyword")
     assert cands.k == {"ann": 300, "keyword": 150}
     assert snap.manifest["user_candidates"]["keyword"]["users"] == snap.n_users
-
-
-def test_default_build_writes_only_the_keyword_list(built: dict[str, Any]) -> None:
-    default = open_snapshot(Path(built["path"]))
-    assert default.user_candidates.has("keyword") and not default.user_candidates.has("ann")
-    assert set(built["user_candidates"]) == {"keyword"}
 
 
 def test_keyword_lists_equal_the_online_exact_topk(snap: LoadedSnapshot) -> None:

@@ -105,7 +105,9 @@ def build_ann(
     index.add_with_ids(x[rows], rows)
     if nprobe:
         faiss.extract_index_ivf(index).nprobe = nprobe
-    return AnnIndex(index, factory, nprobe, refine, vectors)
+    # `x`, not `vectors`: the refine step gathers rows, and a build's factor matrix may be
+    # column-major (a transposed product), where a row gather costs a cache miss per value.
+    return AnnIndex(index, factory, nprobe, refine, x)
 
 
 def exact_topk(

@@ -76,6 +76,7 @@ def keyword_lists(
 def ann_lists(index: AnnIndex, user_emb: NDArray[np.float32], seen: sp.csr_matrix, k: int) -> Csr:
     """ANN top-`k` per user embedding with seen items removed (users with a zero embedding
     get an empty list, as the online search returns nothing for them)."""
+    user_emb = np.ascontiguousarray(user_emb, dtype=np.float32)  # row gathers below
     n_users = user_emb.shape[0]
     out_ids = np.full((n_users, k), -1, np.int32)
     out_scores = np.zeros((n_users, k), np.float32)
