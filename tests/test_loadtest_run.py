@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import grpc
@@ -30,28 +31,49 @@ def _cfg(target: str, **kw: object) -> LoadConfig:
     return LoadConfig(target=target, **kw)  # type: ignore[arg-type]
 
 
+def _within_attempts(check: Callable[[], str | None], attempts: int = 3) -> None:
+    """Run a timing check up to `attempts` times; it returns None when it holds, else why not.
+
+    These tests time real sleeps on a shared machine: one unlucky scheduling burst can move a
+    percentile by more than the tolerance. A wrong measurement fails every attempt."""
+    failures = []
+    for _ in range(attempts):
+        why = check()
+        if why is None:
+            return
+        failures.append(why)
+    pytest.fail("\n".join(failures))
+
+
 def test_open_loop_shows_queueing_closed_loop_does_not() -> None:
     # Capacity: 2 handler threads x 20 ms = 100 req/s. Offer 160 req/s for 1 s.
-    fake = FakeRankingService(latencies=[0.02])
-    with start_fake_server(fake, max_workers=2) as srv:
-        closed = run_load(_cfg(srv.target, concurrency=2, duration=1.0))
-        opened = run_load(
-            _cfg(srv.target, rate=160.0, arrival="constant", duration=1.0, deadline=5.0)
-        )
-    c, o = closed.stats.latency, opened.stats.latency
-    diag = f"closed {c!r} at {closed.achieved_rate:.0f}/s; open {o!r}"
-    assert closed.stats.failed == 0 and opened.stats.failed == 0, diag
-    # Closed loop: about the service time (20 ms), whatever the load.
-    assert 0.018 < c.percentile(50) < 0.045, diag
-    assert 40 < closed.achieved_rate < 110, diag
-    # Open loop above capacity: requests queue, and latency from the scheduled time grows
-    # to roughly (160 - 100) / 160 s = 0.375 s for the last ones.
-    assert o.count == pytest.approx(160, abs=2), diag
-    assert o.percentile(50) > 0.1 and o.max > 0.25, diag
-    assert o.percentile(50) > 3 * c.percentile(50), diag
-    assert o.percentile(99) > 2 * c.percentile(99), diag
-    # The client itself (nearly) kept to the schedule: the queueing is the server's.
-    assert opened.stats.dispatch_lag.percentile(99) < 0.25 * o.percentile(50)
+    def check() -> str | None:
+        fake = FakeRankingService(latencies=[0.02])
+        with start_fake_server(fake, max_workers=2) as srv:
+            closed = run_load(_cfg(srv.target, concurrency=2, duration=1.0))
+            opened = run_load(
+                _cfg(srv.target, rate=160.0, arrival="constant", duration=1.0, deadline=5.0)
+            )
+        c, o = closed.stats.latency, opened.stats.latency
+        diag = f"closed {c!r} at {closed.achieved_rate:.0f}/s; open {o!r}"
+        # Counts are exact, whatever the timing: no retry hides a lost or failed request.
+        assert closed.stats.failed == 0 and opened.stats.failed == 0, diag
+        assert o.count == pytest.approx(160, abs=2), diag
+        holds = [
+            # Closed loop: about the service time (20 ms), whatever the load.
+            0.018 < c.percentile(50) < 0.045,
+            40 < closed.achieved_rate < 110,
+            # Open loop above capacity: requests queue, and latency from the scheduled time
+            # grows to roughly (160 - 100) / 160 s = 0.375 s for the last ones.
+            o.percentile(50) > 0.1 and o.max > 0.25,
+            o.percentile(50) > 3 * c.percentile(50),
+            o.percentile(99) > 2 * c.percentile(99),
+            # The client itself (nearly) kept to the schedule: the queueing is the server's.
+            opened.stats.dispatch_lag.percentile(99) < 0.25 * o.percentile(50),
+        ]
+        return None if all(holds) else f"{holds}: {diag}"
+
+    _within_attempts(check)
 
 
 @pytest.mark.parametrize("mode", ["closed", "open"])
@@ -62,25 +84,32 @@ def test_p99_matches_injected_latency(mode: str) -> None:
     z = np.array([NormalDist().inv_cdf((i + 0.5) / 1000) for i in range(1000)])
     latencies = np.exp(np.log(0.04) + 0.5 * z)
     np.random.default_rng(3).shuffle(latencies)
-    # The floor: the same client against a zero-latency server at about the same rate
-    # (~150-180 req/s), so the comparison holds on a machine busy with other work too.
-    with start_fake_server(FakeRankingService(), max_workers=32) as srv:
-        floor = run_load(_cfg(srv.target, rate=150.0, duration=1.0)).stats.latency
-    fake = FakeRankingService(latencies=latencies.tolist())
-    with start_fake_server(fake, max_workers=32) as srv:
-        if mode == "closed":
-            report = run_load(_cfg(srv.target, concurrency=8, duration=1.5))
-        else:
-            report = run_load(_cfg(srv.target, rate=150.0, duration=1.5))
-    injected = np.array(fake.applied_latencies)
-    assert report.stats.ok == len(injected)
-    expected = expected_percentiles(fake.served_latencies, floor, (50, 90, 99))
-    diag = f"floor {floor!r}; expected {expected}; measured {report.stats.latency!r}"
-    for q in (50, 90, 99):
-        measured = report.stats.latency.percentile(q)
-        assert measured == pytest.approx(expected[q], rel=0.10), (q, diag)
-        # The server's own oversleep is bounded by the same tolerance plus the floor.
-        assert float(np.percentile(injected, q)) <= measured * 1.1, (q, diag)
+
+    def check() -> str | None:
+        # The floor: the same client against a zero-latency server at about the same rate
+        # (~150-180 req/s), so the comparison holds on a machine busy with other work too.
+        with start_fake_server(FakeRankingService(), max_workers=32) as srv:
+            floor = run_load(_cfg(srv.target, rate=150.0, duration=1.0)).stats.latency
+        fake = FakeRankingService(latencies=latencies.tolist())
+        with start_fake_server(fake, max_workers=32) as srv:
+            if mode == "closed":
+                report = run_load(_cfg(srv.target, concurrency=8, duration=1.5))
+            else:
+                report = run_load(_cfg(srv.target, rate=150.0, duration=1.5))
+        injected = np.array(fake.applied_latencies)
+        assert report.stats.ok == len(injected)
+        expected = expected_percentiles(fake.served_latencies, floor, (50, 90, 99))
+        diag = f"floor {floor!r}; expected {expected}; measured {report.stats.latency!r}"
+        for q in (50, 90, 99):
+            measured = report.stats.latency.percentile(q)
+            if measured != pytest.approx(expected[q], rel=0.10):
+                return f"p{q} {measured:.4f} vs {expected[q]:.4f}: {diag}"
+            # The server's own oversleep is bounded by the same tolerance plus the floor.
+            if float(np.percentile(injected, q)) > measured * 1.1:
+                return f"p{q} injected above measured: {diag}"
+        return None
+
+    _within_attempts(check)
 
 
 def test_error_counts_match_injected() -> None:
