@@ -56,7 +56,8 @@ class AnnIndex:
         take = min(k, exact.shape[1])
         part = np.argpartition(-exact, take - 1, axis=1)[:, :take]
         part_scores = np.take_along_axis(exact, part, axis=1)
-        # Best first, ties by item id: the same order whatever the short list's order was.
+        # Best first, ties by item id (which of several hits tied at the k-th score are kept
+        # is arbitrary, as in FAISS itself).
         part_ids = np.take_along_axis(short, part, axis=1)
         order = np.lexsort((part_ids, -part_scores), axis=1)
         out_scores = np.take_along_axis(part_scores, order, axis=1)
