@@ -23,6 +23,7 @@ from numpy.typing import NDArray
 
 from server import _core
 from server.index.ann import AnnIndex
+from server.index.sorted_sets import in_sorted
 
 # Queries per ANN batch: the refine step gathers batch x 4k x dim floats at once.
 ANN_BATCH = 256
@@ -91,11 +92,9 @@ def ann_lists(index: AnnIndex, user_emb: NDArray[np.float32], seen: sp.csr_matri
         for row, u in enumerate(users):
             found = ids[row]
             sc = scores[row]
-            keep = found >= 0
-            s = seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
-            if s.size:
-                pos = np.minimum(np.searchsorted(s, found), s.size - 1)
-                keep &= s[pos] != found
+            keep = (found >= 0) & ~in_sorted(
+                found, seen.indices[seen.indptr[u] : seen.indptr[u + 1]]
+            )
             hits = np.flatnonzero(keep)[:k]
             out_ids[u, : hits.size] = found[hits]
             out_scores[u, : hits.size] = sc[hits]

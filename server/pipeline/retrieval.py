@@ -15,25 +15,13 @@ import numpy as np
 from numpy.typing import NDArray
 
 from server.index.loaded import LoadedSnapshot
+from server.index.sorted_sets import in_sorted
 from server.pipeline.budget import Budget, timed
 from server.pipeline.types import Candidates, RetrievalQuotas, Source, UserState
 
 Hit = tuple[NDArray[np.int64], NDArray[np.float32]]
 EMPTY: Hit = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 MAX_NEIGHBOR_SEEDS = 5
-
-
-def in_sorted(values: NDArray[np.int64], sorted_set: NDArray[np.int32]) -> NDArray[np.bool_]:
-    """Membership of `values` in a sorted unique array: one binary search each.
-
-    Several times faster than `np.isin` for the few hundred ids a request checks, which
-    sorts both sides every call.
-    """
-    if sorted_set.size == 0:
-        return np.zeros(values.shape, bool)
-    pos = np.minimum(np.searchsorted(sorted_set, values), sorted_set.size - 1)
-    out: NDArray[np.bool_] = sorted_set[pos] == values
-    return out
 
 
 def _drop(items: NDArray[np.int64], excluded: NDArray[np.int32]) -> NDArray[np.int64]:

@@ -173,14 +173,15 @@ class RankingService(pb_grpc.RankingServiceServicer):
         scores = ranking.score(snap, state, items)
         order = np.lexsort((pipeline.item_id_order(snap, items), -scores.total.astype(np.float64)))
         resp = pb.ScoreCandidatesResponse(snapshot_version=snap.version)
-        for p in order.tolist():
+        stage = _stage_score_rows(scores, order)
+        for p, stage_scores in zip(order.tolist(), stage, strict=True):
             i = int(items[p])
             resp.items.add(
                 item_id=snap.item_ids[i],
                 creator_id=snap.creator_ids[int(snap.item_creator[i])],
                 group=snap.groups[int(snap.item_group[i])],
                 score=float(scores.total[p]),
-                stage_scores=_stage_scores(scores, p),
+                stage_scores=stage_scores,
             )
         return resp
 
@@ -223,7 +224,7 @@ class RankingService(pb_grpc.RankingServiceServicer):
 
 
 def _stage_score_rows(scores: Scores, pos: NDArray[np.int64]) -> list[types_pb2.StageScores]:
-    """`_stage_scores` for the candidates at `pos`, columns converted in bulk."""
+    """The ranking-stage signals of the candidates at `pos`, columns converted in bulk."""
     knn = scores.item_knn[pos].tolist() if scores.item_knn.size else [0.0] * pos.size
     return [
         types_pb2.StageScores(
@@ -239,14 +240,3 @@ def _stage_score_rows(scores: Scores, pos: NDArray[np.int64]) -> list[types_pb2.
             strict=True,
         )
     ]
-
-
-def _stage_scores(scores: Scores, p: int) -> types_pb2.StageScores:
-    return types_pb2.StageScores(
-        keyword=float(scores.keyword[p]),
-        embedding=float(scores.embedding[p]),
-        popularity=float(scores.popularity[p]),
-        freshness=float(scores.freshness[p]),
-        ranking=float(scores.total[p]),
-        item_knn=float(scores.item_knn[p]) if scores.item_knn.size else 0.0,
-    )
