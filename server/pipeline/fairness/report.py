@@ -158,7 +158,6 @@ def measure(
     *,
     group_names: list[str],
     target_share: NDArray[np.float64],
-    embeddings: NDArray[np.float32] | None = None,
     page_embeddings: NDArray[np.float32] | None = None,
     window_share: NDArray[np.float64] | None = None,
     prices: NDArray[np.float64] | None = None,
@@ -168,8 +167,8 @@ def measure(
     """Fairness figures of a page (`chosen`) against the unconstrained top (`ideal`).
 
     `target_share` is the per-group target (already resolved from `params`); `floors` is
-    `floor_need`'s result for it when the caller has it; `page_embeddings`, when given, are
-    the page's rows of `embeddings` (then `embeddings` is not needed).
+    `floor_need`'s result for it when the caller has it; `page_embeddings` are the chosen
+    items' vectors, in page order (for intra-list diversity).
     """
     active = params.active() if active is None else active
     k = chosen.size
@@ -230,11 +229,7 @@ def measure(
         max_exposure_ratio=float(max(ratios)) if ratios else 1.0,
         fair_test_passed=fair_ok,
         fair_alpha_adjusted=alpha_c,
-        intra_list_diversity=intra_list_diversity(
-            page_embeddings
-            if page_embeddings is not None
-            else (embeddings[chosen] if embeddings is not None else None)
-        ),
+        intra_list_diversity=intra_list_diversity(page_embeddings),
         ndcg_loss=1.0 - retained,
         relaxed=tuple(relaxed),
     )
