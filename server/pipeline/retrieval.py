@@ -55,15 +55,15 @@ def _precomputed(snap: LoadedSnapshot, state: UserState, source: str, quota: int
     cands = snap.user_candidates
     if not state.stored_query or state.user_index is None or not cands.has(source):
         return None
-    ids, scores = cands.get(source, state.user_index)
+    stored, scores = cands.get(source, state.user_index)
+    ids = stored.astype(np.int64)
     # A keyword list shorter than the build's k holds every match there was (an ANN list
     # may be short because the build skipped past at most MAX_SEEN_SKIP seen items).
     complete = source == "keyword" and ids.size < cands.k[source]
-    keep = ~in_sorted(ids.astype(np.int64), state.excluded)
+    keep = ~in_sorted(ids, state.excluded)
     if int(keep.sum()) < quota and not complete:
         return None
-    ids, scores = ids[keep][:quota], scores[keep][:quota]
-    return ids.astype(np.int64), scores
+    return ids[keep][:quota], scores[keep][:quota]
 
 
 def _ann(
