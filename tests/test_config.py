@@ -83,3 +83,17 @@ def test_every_environment_variable_parses_and_is_documented() -> None:
     assert blank.min_ann_recall is None and blank.port == ServerConfig().port
     with pytest.raises(ValueError, match="REELRANK_WORKERS='many'"):
         ServerConfig.from_env({"REELRANK_WORKERS": "many"})
+
+
+@pytest.mark.parametrize(
+    ("flags", "needle"),
+    [
+        (["--pipeline-concurrency", "0"], "pipeline_concurrency must be >= 1, got 0"),
+        (["--processes", "0"], "processes must be >= 1, got 0"),
+    ],
+)
+def test_bad_server_flags_name_the_setting(flags: list[str], needle: str) -> None:
+    from server.main import build_parser, resolve_config
+
+    with pytest.raises(ConfigError, match=needle):
+        resolve_config(build_parser().parse_args(flags))
