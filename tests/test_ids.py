@@ -34,3 +34,11 @@ def test_prefix_and_overlong_ids_do_not_match() -> None:
     t = IdTable(["v1", "v10", "视频"])
     assert t.lookup(["v", "v1", "v100", "视频", "视频x"]).tolist() == [-1, 0, -1, 2, -1]
     assert t[1:] == ["v10", "视频"]
+
+
+def test_trailing_nul_is_not_the_id_without_it() -> None:
+    # The fixed-width dtype strips trailing NULs: "v1\0" must not find "v1".
+    t = IdTable(["v1", "v10"])
+    assert t.lookup(["v1\0", "v1\0\0", "v1"]).tolist() == [-1, -1, 0]
+    assert t.rows.get("v1\0") is None and t.row("v1\0") == -1 and t.row("v1") == 0
+    assert t.row("") == -1 and t.row("\udc80") == -1 and IdTable([]).row("v1") == -1

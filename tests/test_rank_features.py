@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 import time
 import urllib.request
 from collections import Counter
@@ -92,6 +94,33 @@ def test_request_id_is_echoed(stub: pb_grpc.RankingServiceStub) -> None:
     )
     assert resp.request_id == "req-123"
     assert ("x-request-id", "req-123") in call.trailing_metadata()
+
+
+def test_generated_request_ids_are_unique(stub: pb_grpc.RankingServiceStub) -> None:
+    ids = []
+    for _ in range(3):
+        resp, call = stub.Rank.with_call(pb.RankRequest(user_id="x"), timeout=10)
+        assert ("x-request-id", resp.request_id) in call.trailing_metadata()
+        ids.append(resp.request_id)
+    assert len(set(ids)) == 3 and all(len(i) == 24 for i in ids)
+
+
+def test_a_forked_process_draws_its_own_request_ids() -> None:
+    # In a fresh interpreter: forking this test process would fork its gRPC threads too.
+    code = (
+        "import os\n"
+        "from server.logs import new_request_id\n"
+        "parent = new_request_id(None)\n"
+        "r, w = os.pipe()\n"
+        "if os.fork() == 0:\n"
+        "    os.write(w, new_request_id(None).encode()); os._exit(0)\n"
+        "os.wait()\n"
+        "print(parent, os.read(r, 64).decode())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    parent, child = out.stdout.split()
+    # Both are the first id of their process; only the per-process prefix tells them apart.
+    assert parent[16:] == child[16:] and parent[:16] != child[:16]
 
 
 def test_overrides_quotas_and_blend(app: App, stub: pb_grpc.RankingServiceStub) -> None:

@@ -57,7 +57,7 @@ def rerank_scores(
 ) -> Page:
     if not params.protected_groups and snap.protected_groups:
         params = _with_protected(params, tuple(snap.protected_groups))
-    fairness.validate(params, snap.groups)
+    _validate(params, tuple(snap.groups))
     return fairness.rerank(
         scores,
         snap.item_creator[items].astype(np.int64),
@@ -73,6 +73,13 @@ def rerank_scores(
         creator_key=snap.version,
         n_creators=len(snap.creator_ids),
     )
+
+
+@functools.lru_cache(maxsize=256)
+def _validate(params: FairnessParams, groups: tuple[str, ...]) -> None:
+    """`fairness.validate`, remembered for valid settings (the server default is checked on
+    every request otherwise); an invalid one raises and is never cached."""
+    fairness.validate(params, list(groups))
 
 
 @functools.lru_cache(maxsize=64)
@@ -122,7 +129,7 @@ def rank(
     tracker: fairness.ExposureTracker | None = None,
 ) -> RankResult:
     """Run the three stages on one snapshot; `budget` (a deadline) may make stages do less."""
-    fairness.validate(params, snap.groups)
+    _validate(params, tuple(snap.groups))
     budget = budget or Budget()
     t0 = time.perf_counter_ns()
     state = build_user_state(snap, user_id, events, exclude_ids)

@@ -38,6 +38,14 @@ def _merge_sparse(
     return uniq[pos].astype(np.int32), (w / norm).astype(np.float32)
 
 
+def _sorted_union(canonical: NDArray[np.int32], *parts: NDArray[np.int32]) -> NDArray[np.int32]:
+    """Sorted distinct ids of `canonical` (itself sorted and distinct) and `parts`; without
+    sorting when the parts are empty (a stored user's request without events: the common one)."""
+    if not any(p.size for p in parts):
+        return canonical
+    return np.unique(np.concatenate([canonical, *parts])).astype(np.int32)
+
+
 def build_user_state(
     snap: LoadedSnapshot, user_id: str, events: list[Event], exclude_ids: list[str]
 ) -> UserState:
@@ -80,22 +88,18 @@ def build_user_state(
             q_terms, q_weights, r_terms, RECENT_KEYWORD_BOOST * r_weights
         )
 
-    excluded_parts = [recent]
-    if u is not None:
-        excluded_parts.append(snap.user_seen(u))
+    seen = snap.user_seen(u) if u is not None else np.zeros(0, np.int32)
+    if seen.size > 1 and not bool(np.all(seen[1:] > seen[:-1])):
+        seen = np.unique(seen)  # the build writes rows sorted; never trust a file blindly
     ex = [snap.item_index.get(i) for i in exclude_ids]
-    excluded_parts.append(np.array([i for i in ex if i is not None], dtype=np.int32))
-    excluded = np.unique(np.concatenate(excluded_parts)).astype(np.int32)
+    excluded = _sorted_union(seen, recent, np.array([i for i in ex if i is not None], np.int32))
     # ItemKNN query: the stored history (as the build's blend fit saw it) plus positive events.
-    hist_parts = [positive]
-    if u is not None:
-        hist_parts.append(snap.user_seen(u))
-    history = np.unique(np.concatenate(hist_parts)).astype(np.int32)
+    history = _sorted_union(seen, positive)
     return UserState(
         u,
-        emb.astype(np.float32),
-        q_terms.astype(np.int32),
-        q_weights.astype(np.float32),
+        np.asarray(emb, np.float32),
+        np.asarray(q_terms, np.int32),
+        np.asarray(q_weights, np.float32),
         excluded,
         recent,
         positive_recent=positive,
