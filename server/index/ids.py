@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import overload
+from typing import cast, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,10 @@ class IdTable(Sequence[str]):
 
     def __iter__(self) -> Iterator[str]:
         return (b.decode("utf-8") for b in self._ids.tolist())
+
+    def encoded(self, rows: NDArray[np.integer]) -> list[bytes]:
+        """The UTF-8 bytes of the ids at `rows`, without decoding them (for native encoders)."""
+        return cast(list[bytes], self._ids[rows].tolist())
 
     def lookup(self, ids: Sequence[str]) -> NDArray[np.int64]:
         """Row of each id, -1 where unknown (vectorised binary search)."""
