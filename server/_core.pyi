@@ -7,12 +7,13 @@ call releases the GIL.
 """
 
 import os
+from collections.abc import Sequence
 from typing import final
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["KeywordMatrix", "__version__", "rerank_select"]
+__all__ = ["KeywordMatrix", "__version__", "encode_ranked_items", "rerank_select"]
 
 __version__: str
 
@@ -161,3 +162,32 @@ def rerank_select(
     MMR), ``need`` is ``(k + 1) x n_classes`` and ``class_groups`` ``n_classes x n_groups``, both
     row-major; ``dpp_window > 0`` uses a windowed greedy DPP instead of MMR. Returns (chosen
     candidate indices best first, flags: bit 1 = cold-start lift)."""
+
+def encode_ranked_items(
+    item_ids: Sequence[bytes | str],
+    creator_ids: Sequence[bytes | str],
+    groups: Sequence[bytes | str],
+    snapshot_version: str,
+    score: NDArray[np.float32],
+    keyword: NDArray[np.float32],
+    embedding: NDArray[np.float32],
+    popularity: NDArray[np.float32],
+    freshness: NDArray[np.float32],
+    ranking: NDArray[np.float32],
+    item_knn: NDArray[np.float32],
+    sources: NDArray[np.uint8],
+    source_flags: NDArray[np.uint8],
+    source_values: NDArray[np.int32],
+) -> bytes:
+    """The protobuf wire bytes of ``RankResponse.items`` (``repeated RankedItem items = 1``) for
+    one page, to append with ``RankResponse.MergeFromString`` (``rust_core/src/encode.rs``).
+
+    One item per ``item_ids`` entry; every other column has the same length (``ValueError``
+    naming the column otherwise). The id lists are lists or tuples of UTF-8 ``bytes`` or ``str``.
+    The six stage-score columns fill ``stage_scores``, always present; ``sources`` holds each
+    item's source bit flags, listed as the ``source_values[j]`` of every ``source_flags[j]`` it
+    has, in that order (``source_flags`` and ``source_values`` have equal lengths; other bits are
+    ignored). ``explanation`` is not written. The bytes equal ``SerializeToString()`` of the same
+    items built with the protobuf API (proto3 implicit presence; floats bit for bit, so ``-0.0``
+    and NaN payloads are kept). Small work: does not release the GIL.
+    """

@@ -5,6 +5,7 @@
 //! exception. The math lives in the modules below, which do not depend on PyO3.
 
 pub mod csr;
+pub mod encode;
 pub mod error;
 pub mod huge;
 pub mod npy;
@@ -24,11 +25,11 @@ mod py {
     };
     use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
     use pyo3::prelude::*;
-    use pyo3::types::PyTuple;
+    use pyo3::types::{PyBytes, PyString, PyTuple};
 
     use crate::csr::KeywordMatrix as Core;
     use crate::error::CoreError;
-    use crate::{profile, rerank, topk};
+    use crate::{encode, profile, rerank, topk};
 
     /// The one mapping from core errors to Python exceptions.
     fn to_py_err(e: CoreError) -> PyErr {
@@ -103,6 +104,40 @@ mod py {
         Err(PyTypeError::new_err(format!(
             "{name} must be a 1-D numpy array of dtype {dtype}, got {got}"
         )))
+    }
+
+    /// The elements of a list or tuple, for [`strs`] to borrow from.
+    fn elements<'py>(obj: &Bound<'py, PyAny>, name: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        if obj.is_instance_of::<pyo3::types::PyList>() || obj.is_instance_of::<PyTuple>() {
+            return obj.try_iter()?.collect();
+        }
+        Err(PyTypeError::new_err(format!(
+            "{name} must be a list of bytes or str, got {}",
+            obj.get_type().name()?
+        )))
+    }
+
+    /// Borrows each element as UTF-8 text: `bytes` (checked to be UTF-8) or `str`, with a clear
+    /// `TypeError`/`ValueError` naming the element otherwise.
+    fn strs<'a>(items: &'a [Bound<'_, PyAny>], name: &str) -> PyResult<Vec<&'a str>> {
+        items
+            .iter()
+            .enumerate()
+            .map(|(j, x)| {
+                if let Ok(b) = x.cast::<PyBytes>() {
+                    std::str::from_utf8(b.as_bytes()).map_err(|e| {
+                        PyValueError::new_err(format!("{name}[{j}] is not valid UTF-8: {e}"))
+                    })
+                } else if let Ok(s) = x.cast::<PyString>() {
+                    s.to_str()
+                } else {
+                    Err(PyTypeError::new_err(format!(
+                        "{name}[{j}] must be bytes or str, got {}",
+                        x.get_type().name()?
+                    )))
+                }
+            })
+            .collect()
     }
 
     fn non_negative(v: i64, name: &str) -> PyResult<usize> {
@@ -367,11 +402,83 @@ mod py {
         Ok((PyArray1::from_vec(py, out.chosen), out.flags))
     }
 
+    /// The wire bytes of `RankResponse.items` for one page (`crate::encode`), for
+    /// `RankResponse.MergeFromString`.
+    #[pyfunction]
+    #[allow(clippy::too_many_arguments)]
+    fn encode_ranked_items<'py>(
+        py: Python<'py>,
+        item_ids: &Bound<'py, PyAny>,
+        creator_ids: &Bound<'py, PyAny>,
+        groups: &Bound<'py, PyAny>,
+        snapshot_version: &str,
+        score: &Bound<'py, PyAny>,
+        keyword: &Bound<'py, PyAny>,
+        embedding: &Bound<'py, PyAny>,
+        popularity: &Bound<'py, PyAny>,
+        freshness: &Bound<'py, PyAny>,
+        ranking: &Bound<'py, PyAny>,
+        item_knn: &Bound<'py, PyAny>,
+        sources: &Bound<'py, PyAny>,
+        source_flags: &Bound<'py, PyAny>,
+        source_values: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyBytes>> {
+        let (ids, creators, grps) = (
+            elements(item_ids, "item_ids")?,
+            elements(creator_ids, "creator_ids")?,
+            elements(groups, "groups")?,
+        );
+        let (ids, creators, grps) = (
+            strs(&ids, "item_ids")?,
+            strs(&creators, "creator_ids")?,
+            strs(&grps, "groups")?,
+        );
+        let sc = arr::<f32>(score, "score", "float32")?;
+        let stage = [
+            arr::<f32>(keyword, "keyword", "float32")?,
+            arr::<f32>(embedding, "embedding", "float32")?,
+            arr::<f32>(popularity, "popularity", "float32")?,
+            arr::<f32>(freshness, "freshness", "float32")?,
+            arr::<f32>(ranking, "ranking", "float32")?,
+            arr::<f32>(item_knn, "item_knn", "float32")?,
+        ];
+        let src = arr::<u8>(sources, "sources", "uint8")?;
+        let flags = arr::<u8>(source_flags, "source_flags", "uint8")?;
+        let values = arr::<i32>(source_values, "source_values", "int32")?;
+        if flags.slice().len() != values.slice().len() {
+            return Err(PyValueError::new_err(format!(
+                "source_values has {} entries, expected {} (one per source_flags entry)",
+                values.slice().len(),
+                flags.slice().len()
+            )));
+        }
+        let source_map: Vec<(u8, i32)> = flags
+            .slice()
+            .iter()
+            .copied()
+            .zip(values.slice().iter().copied())
+            .collect();
+        let items = encode::RankedItems {
+            item_ids: &ids,
+            creator_ids: &creators,
+            groups: &grps,
+            snapshot_version,
+            score: sc.slice(),
+            stage: stage.each_ref().map(Arr::slice),
+            sources: src.slice(),
+            source_map: &source_map,
+        };
+        // A page is tens of items (about a microsecond): not worth releasing the GIL.
+        let out = encode::encode_ranked_items(&items).map_err(to_py_err)?;
+        Ok(PyBytes::new(py, &out))
+    }
+
     /// reelrank's Rust core: sparse keyword scoring, exact top-k and user profiles.
     #[pymodule]
     fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<KeywordMatrix>()?;
         m.add_function(wrap_pyfunction!(rerank_select, m)?)?;
+        m.add_function(wrap_pyfunction!(encode_ranked_items, m)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }

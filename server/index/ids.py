@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
-from typing import overload
+from typing import cast, overload
 
 import numpy as np
 from numpy.typing import NDArray
@@ -59,6 +59,10 @@ class IdTable(Sequence[str]):
         if pos < n and self._sorted[pos] == raw:
             return int(self._order[pos])
         return -1
+
+    def encoded(self, rows: NDArray[np.integer]) -> list[bytes]:
+        """The UTF-8 bytes of the ids at `rows`, without decoding them (for native encoders)."""
+        return cast(list[bytes], self._ids[rows].tolist())
 
     def lookup(self, ids: Sequence[str]) -> NDArray[np.int64]:
         """Row of each id, -1 where unknown (vectorised binary search)."""

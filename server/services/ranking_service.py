@@ -12,6 +12,7 @@ import grpc
 import numpy as np
 from numpy.typing import NDArray
 
+from server import _core
 from server.api.reelrank.v1 import ranking_service_pb2 as pb
 from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
 from server.api.reelrank.v1 import types_pb2
@@ -30,6 +31,10 @@ from server.pipeline.user_state import build_user_state
 from server.services import convert
 
 Handler = TypeVar("Handler", bound=Callable[..., Any])
+
+# `convert.SOURCE_TO_PROTO` as the two arrays the native item encoder takes.
+_SOURCE_FLAGS = np.array([int(s) for s in convert.SOURCE_TO_PROTO], np.uint8)
+_SOURCE_VALUES = np.array(list(convert.SOURCE_TO_PROTO.values()), np.int32)
 
 
 def _admitted(method: Handler) -> Handler:
@@ -88,29 +93,33 @@ class RankingService(pb_grpc.RankingServiceServicer):
             ],
             source_counts=convert.source_counts(result.candidates.source_counts),
         )
-        # Scores are aligned with the candidates, so page positions index both.
-        bits = result.candidates.sources[pos].tolist()
-        why = explain(snap, result.state, items) if request.debug else None
-        # Whole columns to Python lists once, not one numpy scalar per item and field.
-        creators = snap.item_creator[items].tolist()
-        groups = snap.item_group[items].tolist()
-        final = result.page.scores.tolist()
-        stage = _stage_score_rows(scores, pos)
-        for j, i in enumerate(items.tolist()):
-            item = resp.items.add(
-                item_id=snap.item_ids[i],
-                creator_id=snap.creator_ids[creators[j]],
-                score=final[j],
-                snapshot_version=snap.version,
-                group=snap.groups[groups[j]],
-                stage_scores=stage[j],
-                sources=convert.sources(bits[j]),
+        # Scores are aligned with the candidates, so page positions index both. The page's items
+        # are protobuf-encoded natively in one call (per-item messages cost ~10 µs each) and
+        # appended: merging the encoding of a repeated field appends its elements.
+        knn = scores.item_knn[pos] if scores.item_knn.size else np.zeros(pos.size, np.float32)
+        resp.MergeFromString(
+            _core.encode_ranked_items(
+                snap.item_ids.encoded(items),
+                snap.creator_ids.encoded(snap.item_creator[items]),
+                [snap.groups[g] for g in snap.item_group[items].tolist()],
+                snap.version,
+                result.page.scores,
+                scores.keyword[pos],
+                scores.embedding[pos],
+                scores.popularity[pos],
+                scores.freshness[pos],
+                scores.total[pos],
+                knn,
+                result.candidates.sources[pos],
+                _SOURCE_FLAGS,
+                _SOURCE_VALUES,
             )
-            if why is not None:
-                e = why[j]
-                item.explanation.matched_keywords.extend(e.matched_keywords)
-                item.explanation.similar_to_item_id = e.similar_to_item_id
-                item.explanation.similarity = e.similarity
+        )
+        if request.debug:
+            for out, e in zip(resp.items, explain(snap, result.state, items), strict=True):
+                out.explanation.matched_keywords.extend(e.matched_keywords)
+                out.explanation.similar_to_item_id = e.similar_to_item_id
+                out.explanation.similarity = e.similarity
         return resp
 
     def observe(self, result: pipeline.RankResult) -> None:
