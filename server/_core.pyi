@@ -7,7 +7,7 @@ call releases the GIL.
 """
 
 import os
-from typing import final
+from typing import Literal, final
 
 import numpy as np
 from numpy.typing import NDArray
@@ -88,12 +88,20 @@ class KeywordMatrix:
         q_terms: NDArray[np.int32],
         q_weights: NDArray[np.float32],
         candidates: NDArray[np.int32],
+        *,
+        strategy: Literal["auto", "rows", "postings"] = "auto",
     ) -> NDArray[np.float32]:
         """Dot product of the sparse query with each candidate row, in candidate order.
 
         Query term ids strictly increasing, weights finite and >= 0; candidates may repeat.
         Each row is summed in stored (term id) order in float32, so scores are bit-identical
         to scipy's ``X[candidates] @ q`` and to the scores ``topk`` returns.
+
+        ``strategy``: ``"rows"`` reads every candidate's row against a dense copy of the query;
+        ``"postings"`` walks the query terms' posting lists and picks out the candidates (fast
+        for a short query over a huge term space, e.g. ItemKNN scoring a user's history);
+        ``"auto"`` (the default) picks the cheaper by a cost model of the query's posting-list
+        lengths against the candidates' non-zeros. All give the same scores bit for bit.
         """
 
     def topk(

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -23,6 +23,8 @@ from server._core import KeywordMatrix
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # A few distinct values so that exact ties are common.
 WEIGHTS = [0.0, 0.125, 0.25, 0.5, 1.0, 0.3]
+# KeywordMatrix.score strategies ("auto" picks one of the other two).
+STRATEGIES: tuple[Literal["auto", "rows", "postings"], ...] = ("auto", "rows", "postings")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -120,6 +122,9 @@ def test_score_matches_scipy(data: st.DataObject) -> None:
     assert got.dtype == np.float32 and got.shape == (n_cand,)
     want = np.asarray(x[cands] @ dense_query(x.shape[1], t, w), dtype=np.float32).reshape(-1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # every strategy: the same sums bit for bit
+    for strategy in STRATEGIES:
+        np.testing.assert_array_equal(m.score(t, w, cands, strategy=strategy), got)
 
 
 @SETTINGS
@@ -277,9 +282,16 @@ def test_row_kernels_are_bit_identical_to_scipy(n_terms: int) -> None:
     t = np.unique(rng.choice(n_terms, size=300, p=p)).astype(np.int32)
     w = rng.random(len(t)).astype(np.float32)
     q = dense_query(n_terms, t, w)
-    for n_cand in (0, 1, 3, 4, 5, 37, 1000, 5000):
-        c = rng.integers(0, x.shape[0], size=n_cand).astype(np.int32)
-        np.testing.assert_array_equal(m.score(t, w, c), np.asarray(x[c] @ q, dtype=np.float32))
+    # a long query (the rows strategy when automatic) and short ones (postings, for the large
+    # vocabulary): each strategy bit-identical to scipy
+    short = [(t[:k], w[:k]) for k in (1, 5)] + [(t[-3:], w[-3:])]
+    for qt, qw in [(t, w), *short]:
+        qd = dense_query(n_terms, qt, qw)
+        for n_cand in (0, 1, 3, 4, 5, 37, 1000, 5000):
+            c = rng.integers(0, x.shape[0], size=n_cand).astype(np.int32)
+            want = np.asarray(x[c] @ qd, dtype=np.float32)
+            for strategy in STRATEGIES:
+                np.testing.assert_array_equal(m.score(qt, qw, c, strategy=strategy), want)
     all_scores = np.asarray(x @ q, dtype=np.float32)
     for k in (1, 10, 100):
         want = ref_topk(x, t, w, k, [5, 17])
@@ -412,6 +424,11 @@ def test_bad_query_errors(km: KeywordMatrix, t: list[int], w: list[float], match
 
 def test_other_errors(km: KeywordMatrix) -> None:
     t, w = arr([1], I32), arr([1.0], F32)
+    with pytest.raises(ValueError, match="strategy must be 'auto', 'rows' or 'postings'"):
+        km.score(t, w, arr([0], I32), strategy="dense")  # type: ignore[arg-type]
+    for strategy in STRATEGIES:
+        with pytest.raises(ValueError, match=r"candidates must be in \[0, n_items=10\)"):
+            km.score(t, w, arr([0, 10], I32), strategy=strategy)
     with pytest.raises(
         ValueError, match=r"candidates must be in \[0, n_items=10\): position 1 has 10"
     ):

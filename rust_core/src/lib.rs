@@ -26,7 +26,7 @@ mod py {
     use pyo3::prelude::*;
     use pyo3::types::PyTuple;
 
-    use crate::csr::KeywordMatrix as Core;
+    use crate::csr::{KeywordMatrix as Core, ScoreStrategy};
     use crate::error::CoreError;
     use crate::{profile, rerank, topk};
 
@@ -203,19 +203,32 @@ mod py {
             )
         }
 
-        /// Dot product of the sparse query with each candidate row, in candidate order.
+        /// Dot product of the sparse query with each candidate row, in candidate order;
+        /// `strategy` "auto" (the cost model), "rows" or "postings" (same scores).
+        #[pyo3(signature = (q_terms, q_weights, candidates, *, strategy = "auto"))]
         fn score<'py>(
             &self,
             py: Python<'py>,
             q_terms: &Bound<'py, PyAny>,
             q_weights: &Bound<'py, PyAny>,
             candidates: &Bound<'py, PyAny>,
+            strategy: &str,
         ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+            let strategy = match strategy {
+                "auto" => None,
+                "rows" => Some(ScoreStrategy::Rows),
+                "postings" => Some(ScoreStrategy::Postings),
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "strategy must be 'auto', 'rows' or 'postings', got {strategy:?}"
+                    )))
+                }
+            };
             let t = arr::<i32>(q_terms, "q_terms", "int32")?;
             let w = arr::<f32>(q_weights, "q_weights", "float32")?;
             let c = arr::<i32>(candidates, "candidates", "int32")?;
             let (t, w, c) = (t.slice(), w.slice(), c.slice());
-            let out = heavy(py, || self.inner.score(t, w, c))?;
+            let out = heavy(py, || self.inner.score_with(strategy, t, w, c))?;
             Ok(PyArray1::from_vec(py, out))
         }
 
