@@ -12,7 +12,7 @@ from typing import Literal, final
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["KeywordMatrix", "__version__", "rerank_select"]
+__all__ = ["KeywordMatrix", "__version__", "merge_sources", "rerank_select"]
 
 __version__: str
 
@@ -169,3 +169,15 @@ def rerank_select(
     MMR), ``need`` is ``(k + 1) x n_classes`` and ``class_groups`` ``n_classes x n_groups``, both
     row-major; ``dpp_window > 0`` uses a windowed greedy DPP instead of MMR. Returns (chosen
     candidate indices best first, flags: bit 1 = cold-start lift)."""
+
+def merge_sources(
+    sources: list[tuple[NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32], int, int]],
+    excluded: NDArray[np.int32],
+    num_candidates: int,
+) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.float32], NDArray[np.int64]]:
+    """The retrieval merge (``rust_core/src/merge.rs``) of ``(ids, scores, bit, limit)``
+    sources: each drops the ids in ``excluded`` (sorted, unique) from its best-first list and
+    keeps the first ``limit`` left. Returns the unique kept ids in order of first appearance
+    (source order, then list order), at most ``num_candidates``, with the OR of the ``bit``
+    of the sources that kept each, the largest score each got (``np.maximum.at`` semantics:
+    NaN propagates), and the number of ids each source kept."""

@@ -7,6 +7,7 @@
 pub mod csr;
 pub mod error;
 pub mod huge;
+pub mod merge;
 pub mod npy;
 pub mod profile;
 pub mod rerank;
@@ -28,7 +29,7 @@ mod py {
 
     use crate::csr::{KeywordMatrix as Core, ScoreStrategy};
     use crate::error::CoreError;
-    use crate::{profile, rerank, topk};
+    use crate::{merge, profile, rerank, topk};
 
     /// The one mapping from core errors to Python exceptions.
     fn to_py_err(e: CoreError) -> PyErr {
@@ -380,11 +381,70 @@ mod py {
         Ok((PyArray1::from_vec(py, out.chosen), out.flags))
     }
 
+    /// A source's ids for [`merge_sources`]: int32 or int64.
+    enum Ids<'py> {
+        I32(Arr<'py, i32>),
+        I64(Arr<'py, i64>),
+    }
+
+    /// Retrieval merge (`crate::merge::merge`) of `(ids, scores, bit, limit)` sources: returns
+    /// (items int32, bits uint8, scores float32, counts int64 per source).
+    #[pyfunction]
+    fn merge_sources<'py>(
+        py: Python<'py>,
+        sources: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>, u8, i64)>,
+        excluded: &Bound<'py, PyAny>,
+        num_candidates: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let num_candidates = non_negative(num_candidates, "num_candidates")?;
+        let e = arr::<i32>(excluded, "excluded", "int32")?;
+        let mut held = Vec::with_capacity(sources.len());
+        for (s, (ids, scores, _, limit)) in sources.iter().enumerate() {
+            let ids = if ids.cast::<PyArray1<i32>>().is_ok() {
+                Ids::I32(arr::<i32>(ids, "ids", "int32")?)
+            } else {
+                Ids::I64(arr::<i64>(
+                    ids,
+                    &format!("source {s}: ids"),
+                    "int32 or int64",
+                )?)
+            };
+            let scores = arr::<f32>(scores, &format!("source {s}: scores"), "float32")?;
+            held.push((ids, scores, non_negative(*limit, "limit")?));
+        }
+        let srcs: Vec<merge::Source<'_>> = held
+            .iter()
+            .zip(&sources)
+            .map(|((ids, scores, limit), s)| merge::Source {
+                ids: match ids {
+                    Ids::I32(a) => merge::Ids::I32(a.slice()),
+                    Ids::I64(a) => merge::Ids::I64(a.slice()),
+                },
+                scores: scores.slice(),
+                bit: s.2,
+                limit: *limit,
+            })
+            .collect();
+        // A few microseconds for a few hundred ids: not worth releasing the GIL.
+        let m = merge::merge(&srcs, e.slice(), num_candidates).map_err(to_py_err)?;
+        let counts: Vec<i64> = m.counts.iter().map(|&c| c as i64).collect();
+        PyTuple::new(
+            py,
+            [
+                PyArray1::from_vec(py, m.items).into_any(),
+                PyArray1::from_vec(py, m.bits).into_any(),
+                PyArray1::from_vec(py, m.scores).into_any(),
+                PyArray1::from_vec(py, counts).into_any(),
+            ],
+        )
+    }
+
     /// reelrank's Rust core: sparse keyword scoring, exact top-k and user profiles.
     #[pymodule]
     fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<KeywordMatrix>()?;
         m.add_function(wrap_pyfunction!(rerank_select, m)?)?;
+        m.add_function(wrap_pyfunction!(merge_sources, m)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }
