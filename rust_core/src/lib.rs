@@ -6,6 +6,7 @@
 
 pub mod csr;
 pub mod error;
+pub mod gather;
 pub mod huge;
 pub mod merge;
 pub mod npy;
@@ -21,7 +22,8 @@ mod py {
     use std::path::PathBuf;
 
     use numpy::{
-        Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+        Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
+        PyUntypedArrayMethods,
     };
     use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
     use pyo3::prelude::*;
@@ -29,7 +31,7 @@ mod py {
 
     use crate::csr::{KeywordMatrix as Core, ScoreStrategy};
     use crate::error::CoreError;
-    use crate::{merge, profile, rerank, topk};
+    use crate::{gather, merge, profile, rerank, topk};
 
     /// The one mapping from core errors to Python exceptions.
     fn to_py_err(e: CoreError) -> PyErr {
@@ -439,12 +441,44 @@ mod py {
         )
     }
 
+    /// `matrix[rows] @ q` without the gathered copy (`crate::gather::gather_dot`).
+    #[pyfunction]
+    fn gather_dot<'py>(
+        py: Python<'py>,
+        matrix: &Bound<'py, PyAny>,
+        rows: &Bound<'py, PyAny>,
+        q: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let Ok(m) = matrix.cast::<PyArray2<f32>>() else {
+            return Err(PyTypeError::new_err(
+                "matrix must be a 2-D numpy array of dtype float32",
+            ));
+        };
+        let m = m
+            .try_readonly()
+            .map_err(|e| PyValueError::new_err(format!("matrix: cannot read the array: {e}")))?;
+        let dim = m.shape()[1];
+        // (`as_slice` also accepts Fortran order, which would read columns as rows.)
+        let data = match m.as_slice() {
+            Ok(d) if m.is_c_contiguous() => d,
+            _ => return Err(PyValueError::new_err("matrix must be C-contiguous")),
+        };
+        let r = arr::<i32>(rows, "rows", "int32")?;
+        let q = arr::<f32>(q, "q", "float32")?;
+        let (r, q) = (r.slice(), q.slice());
+        let out = heavy(py, || {
+            gather::gather_dot(gather::Matrix { data, dim }, r, q)
+        })?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
     /// reelrank's Rust core: sparse keyword scoring, exact top-k and user profiles.
     #[pymodule]
     fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<KeywordMatrix>()?;
         m.add_function(wrap_pyfunction!(rerank_select, m)?)?;
         m.add_function(wrap_pyfunction!(merge_sources, m)?)?;
+        m.add_function(wrap_pyfunction!(gather_dot, m)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }
