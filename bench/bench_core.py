@@ -6,6 +6,12 @@ Run: ``.venv/bin/python bench/bench_core.py`` (``make bench-core``). Writes
 Data: 1,000,000 items over a 50,000-term vocabulary with Zipf(1) term frequencies, ~24 distinct
 terms per item, TF-IDF weights, rows L2-normalised (float32). Queries: 200 distinct terms drawn
 from the same Zipf distribution, TF-IDF weighted and normalised (like a user profile).
+
+The ranking kernels (``--only kernels`` runs just these, without the keyword catalogue): the
+retrieval merge (``merge_sources``) against the numpy merge it replaced, the embedding
+gather-dot (``gather_dot``) against ``M[rows] @ q`` on a 1,000,000 x 64 float32 matrix, and
+ItemKNN scoring of a short history (1,000,000 items x 1,000,000 neighbour "terms", 28
+neighbours per item) against scipy and against the rows strategy it replaced.
 """
 
 from __future__ import annotations
@@ -31,7 +37,9 @@ from numpy.typing import NDArray
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from server import _core  # noqa: E402
 from server._core import KeywordMatrix  # noqa: E402
+from server.index.sorted_sets import in_sorted  # noqa: E402
 
 try:
     import sparse_dot_topn
@@ -170,6 +178,140 @@ def case(
     }
 
 
+# ----------------------------------------------------------------------------- ranking kernels
+
+
+def numpy_merge(
+    parts: list[tuple[NDArray[Any], NDArray[np.float32], int, int]],
+    excluded: NDArray[np.int32],
+    num_candidates: int,
+) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.float32], list[int]]:
+    """The retrieval merge as numpy did it before ``merge_sources`` (tests/test_retrieval_merge.py
+    holds the same reference): per source drop the excluded ids and cut to the limit, then
+    unique / bitwise_or.at / maximum.at / argsort of the first positions."""
+    kept = []
+    for ids, scores, bit, limit in parts:
+        keep = ~in_sorted(ids, excluded)
+        kept.append((ids[keep][:limit], scores[keep][:limit], bit))
+    all_ids = np.concatenate([k[0] for k in kept]).astype(np.int64)
+    all_bits = np.concatenate([np.full(k[0].size, k[2], np.uint8) for k in kept])
+    all_scores = np.concatenate([k[1] for k in kept])
+    uniq, first, inv = np.unique(all_ids, return_index=True, return_inverse=True)
+    bits = np.zeros(uniq.size, np.uint8)
+    np.bitwise_or.at(bits, inv, all_bits)
+    best = np.full(uniq.size, -np.inf, np.float32)
+    np.maximum.at(best, inv, all_scores)
+    order = np.argsort(first, kind="stable")[:num_candidates]
+    return uniq[order].astype(np.int32), bits[order], best[order], [k[0].size for k in kept]
+
+
+def merge_case(rep: int) -> dict[str, Any]:
+    """Six sources shaped like a stored user's request on the 1M snapshot: ANN 225 and keyword
+    100 hits (overlapping), three pool heads of quota + 20 (the excluded count) ids."""
+    rng = np.random.default_rng(11)
+    n_items = 1_000_000
+    excluded = np.unique(rng.integers(0, n_items, 20)).astype(np.int32)
+    ann = rng.choice(n_items, 225, replace=False).astype(np.int64)
+    kw = np.concatenate([ann[::7][:30], rng.choice(n_items, 70, replace=False)]).astype(np.int64)
+    pools = [
+        np.concatenate([excluded[:5], rng.choice(n_items, q + 15)]).astype(np.int32)
+        for q in (50, 38, 38)
+    ]
+    parts = [
+        (ann, rng.random(ann.size).astype(np.float32), 1, ann.size),
+        (kw, rng.random(kw.size).astype(np.float32), 16, kw.size),
+        (np.zeros(0, np.int64), np.zeros(0, np.float32), 32, 0),
+    ]
+    for head, bit, quota in zip(pools, (2, 4, 8), (50, 38, 38), strict=True):
+        parts.append((head, rng.random(head.size).astype(np.float32), bit, quota))
+    n = 500
+    got = _core.merge_sources(parts, excluded, n)
+    want = numpy_merge(parts, excluded, n)
+    agree = all(np.array_equal(a, b) for a, b in zip(got[:3], want[:3], strict=True))
+    agree = agree and got[3].tolist() == want[3]
+    ours = timeit(lambda: _core.merge_sources(parts, excluded, n), rep, 0.5)
+    base = {
+        "numpy in_sorted + unique/ufunc.at merge": timeit(
+            lambda: numpy_merge(parts, excluded, n), rep, 0.5
+        )
+    }
+    return case("merge_6_sources_511_ids", ours, base, agree)
+
+
+def gather_case(rep: int) -> dict[str, Any]:
+    """500 random rows of a 1M x 64 float32 matrix dotted with one vector; 64 row sets in turn,
+    so that most rows are cache misses, as in a request."""
+    rng = np.random.default_rng(12)
+    m = rng.standard_normal((1_000_000, 64), dtype=np.float32)
+    q = rng.standard_normal(64, dtype=np.float32)
+    sets = [rng.integers(0, m.shape[0], 500).astype(np.int32) for _ in range(64)]
+    agree = True
+    for rows in sets[:8]:
+        got = _core.gather_dot(m, rows, q)
+        sub = m[rows].astype(np.float64)
+        bound = 64 * np.finfo(np.float32).eps * (np.abs(sub) @ np.abs(q.astype(np.float64)))
+        agree = agree and bool(np.all(np.abs(got - m[rows] @ q) <= 2 * bound))
+    it = iter(range(1 << 62))
+    ours = timeit(lambda: _core.gather_dot(m, sets[next(it) % 64], q), rep, 0.5)
+    base = {"numpy M[rows] @ q": timeit(lambda: m[sets[next(it) % 64]] @ q, rep, 0.5)}
+    return case("gather_dot_500x64", ours, base, agree)
+
+
+def knn_case(rep: int) -> dict[str, Any]:
+    """ItemKNN-shaped scoring: 1M items x 1M terms (neighbour items), 28 per row; a history of
+    21 items against 500 candidates (100 of them neighbours of the history)."""
+    rng = np.random.default_rng(13)
+    n, per_row = 1_000_000, 28
+    cols = rng.integers(0, n, n * per_row).astype(np.int32)
+    indptr = np.arange(0, n * per_row + 1, per_row, dtype=np.int64)
+    x = sp.csr_matrix((rng.random(cols.size, dtype=np.float32), cols, indptr), shape=(n, n))
+    x.sum_duplicates()
+    km = KeywordMatrix.from_csr(x.indptr.astype(np.int64), x.indices, x.data, n)
+    xt = x.T.tocsr()
+    queries = []
+    for _ in range(32):
+        hist = np.unique(rng.choice(n, 21, replace=False)).astype(np.int32)
+        near = np.concatenate([xt.indices[xt.indptr[h] : xt.indptr[h + 1]] for h in hist])
+        cands = np.concatenate([rng.choice(near, 100), rng.integers(0, n, 400)]).astype(np.int32)
+        queries.append((hist, np.ones(hist.size, np.float32), cands))
+    agree = True
+    for h, w, c in queries:
+        qd = np.zeros(n, np.float32)
+        qd[h] = w
+        want = np.asarray(x[c] @ qd, dtype=np.float32)
+        for strategy in ("auto", "rows", "postings"):
+            agree = agree and np.array_equal(km.score(h, w, c, strategy=strategy), want)
+    it = iter(range(1 << 62))
+
+    def run(strategy: Any) -> Callable[[], object]:
+        def f() -> object:
+            h, w, c = queries[next(it) % 32]
+            return km.score(h, w, c, strategy=strategy)
+
+        return f
+
+    def scipy_dense() -> object:
+        h, w, c = queries[next(it) % 32]
+        qd = np.zeros(n, np.float32)
+        qd[h] = w
+        return x[c] @ qd
+
+    ours = timeit(run("auto"), rep, 0.5)
+    base = {
+        "scipy X[c] @ q_dense": timeit(scipy_dense, rep, 0.5),
+        "reelrank rows strategy (before)": timeit(run("rows"), rep, 0.5),
+    }
+    return case("score_knn_21_history_500_candidates", ours, base, agree)
+
+
+def kernel_cases(rep: int) -> list[dict[str, Any]]:
+    out = []
+    for make in (merge_case, gather_case, knn_case):
+        out.append(make(rep))
+        print("\n".join(markdown({"cases": out[-1:]}).splitlines()[2:]), flush=True)
+    return out
+
+
 # ----------------------------------------------------------------------------- main
 
 
@@ -181,9 +323,17 @@ def main() -> None:
     ap.add_argument("--query-nnz", type=int, default=200)
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "core.json")
     ap.add_argument("--quick", action="store_true", help="fewer repetitions")
+    ap.add_argument(
+        "--only",
+        choices=["kernels"],
+        help="run only the ranking-kernel cases and print them (nothing is written)",
+    )
     args = ap.parse_args()
     rep = 5 if args.quick else 15
     load_start = os.getloadavg()
+    if args.only == "kernels":
+        print(markdown({"cases": kernel_cases(rep)}))
+        return
 
     t0 = time.perf_counter()
     x, p, idf = build_catalogue(args.items, args.terms, args.nnz_per_item, seed=42)
@@ -332,6 +482,8 @@ def main() -> None:
             "ratios_per_round": [(2 * a) / b for a, b in zip(t1s, t2s, strict=True)],
         }
     )
+
+    cases += kernel_cases(rep)
 
     result = {
         "machine": machine(),

@@ -8,12 +8,19 @@ call releases the GIL.
 
 import os
 from collections.abc import Sequence
-from typing import final
+from typing import Literal, final
 
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["KeywordMatrix", "__version__", "encode_ranked_items", "rerank_select"]
+__all__ = [
+    "KeywordMatrix",
+    "__version__",
+    "encode_ranked_items",
+    "gather_dot",
+    "merge_sources",
+    "rerank_select",
+]
 
 __version__: str
 
@@ -89,12 +96,20 @@ class KeywordMatrix:
         q_terms: NDArray[np.int32],
         q_weights: NDArray[np.float32],
         candidates: NDArray[np.int32],
+        *,
+        strategy: Literal["auto", "rows", "postings"] = "auto",
     ) -> NDArray[np.float32]:
         """Dot product of the sparse query with each candidate row, in candidate order.
 
         Query term ids strictly increasing, weights finite and >= 0; candidates may repeat.
         Each row is summed in stored (term id) order in float32, so scores are bit-identical
         to scipy's ``X[candidates] @ q`` and to the scores ``topk`` returns.
+
+        ``strategy``: ``"rows"`` reads every candidate's row against a dense copy of the query;
+        ``"postings"`` walks the query terms' posting lists and picks out the candidates (fast
+        for a short query over a huge term space, e.g. ItemKNN scoring a user's history);
+        ``"auto"`` (the default) picks the cheaper by a cost model of the query's posting-list
+        lengths against the candidates' non-zeros. All give the same scores bit for bit.
         """
 
     def topk(
@@ -191,3 +206,23 @@ def encode_ranked_items(
     items built with the protobuf API (proto3 implicit presence; floats bit for bit, so ``-0.0``
     and NaN payloads are kept). Small work: does not release the GIL.
     """
+
+def merge_sources(
+    sources: list[tuple[NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32], int, int]],
+    excluded: NDArray[np.int32],
+    num_candidates: int,
+) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.float32], NDArray[np.int64]]:
+    """The retrieval merge (``rust_core/src/merge.rs``) of ``(ids, scores, bit, limit)``
+    sources: each drops the ids in ``excluded`` (sorted, unique) from its best-first list and
+    keeps the first ``limit`` left. Returns the unique kept ids in order of first appearance
+    (source order, then list order), at most ``num_candidates``, with the OR of the ``bit``
+    of the sources that kept each, the largest score each got (``np.maximum.at`` semantics:
+    NaN propagates), and the number of ids each source kept."""
+
+def gather_dot(
+    matrix: NDArray[np.float32], rows: NDArray[np.int32], q: NDArray[np.float32]
+) -> NDArray[np.float32]:
+    """``matrix[rows] @ q`` for a 2-D C-contiguous float32 ``matrix`` (e.g. memory-mapped),
+    reading the rows in place with software prefetch, without the gathered copy. Rows are
+    summed in a fixed order (8 partial sums), so results differ from BLAS's by float32
+    rounding only."""

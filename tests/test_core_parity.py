@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pytest
@@ -18,11 +18,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from server import _core
 from server._core import KeywordMatrix
 
 SETTINGS = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 # A few distinct values so that exact ties are common.
 WEIGHTS = [0.0, 0.125, 0.25, 0.5, 1.0, 0.3]
+# KeywordMatrix.score strategies ("auto" picks one of the other two).
+STRATEGIES: tuple[Literal["auto", "rows", "postings"], ...] = ("auto", "rows", "postings")
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -120,6 +123,9 @@ def test_score_matches_scipy(data: st.DataObject) -> None:
     assert got.dtype == np.float32 and got.shape == (n_cand,)
     want = np.asarray(x[cands] @ dense_query(x.shape[1], t, w), dtype=np.float32).reshape(-1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7)
+    # every strategy: the same sums bit for bit
+    for strategy in STRATEGIES:
+        np.testing.assert_array_equal(m.score(t, w, cands, strategy=strategy), got)
 
 
 @SETTINGS
@@ -277,9 +283,16 @@ def test_row_kernels_are_bit_identical_to_scipy(n_terms: int) -> None:
     t = np.unique(rng.choice(n_terms, size=300, p=p)).astype(np.int32)
     w = rng.random(len(t)).astype(np.float32)
     q = dense_query(n_terms, t, w)
-    for n_cand in (0, 1, 3, 4, 5, 37, 1000, 5000):
-        c = rng.integers(0, x.shape[0], size=n_cand).astype(np.int32)
-        np.testing.assert_array_equal(m.score(t, w, c), np.asarray(x[c] @ q, dtype=np.float32))
+    # a long query (the rows strategy when automatic) and short ones (postings, for the large
+    # vocabulary): each strategy bit-identical to scipy
+    short = [(t[:k], w[:k]) for k in (1, 5)] + [(t[-3:], w[-3:])]
+    for qt, qw in [(t, w), *short]:
+        qd = dense_query(n_terms, qt, qw)
+        for n_cand in (0, 1, 3, 4, 5, 37, 1000, 5000):
+            c = rng.integers(0, x.shape[0], size=n_cand).astype(np.int32)
+            want = np.asarray(x[c] @ qd, dtype=np.float32)
+            for strategy in STRATEGIES:
+                np.testing.assert_array_equal(m.score(qt, qw, c, strategy=strategy), want)
     all_scores = np.asarray(x @ q, dtype=np.float32)
     for k in (1, 10, 100):
         want = ref_topk(x, t, w, k, [5, 17])
@@ -319,6 +332,72 @@ def test_concurrent_threads_agree() -> None:
     for ids, scores in results:
         np.testing.assert_array_equal(ids, want[0])
         np.testing.assert_array_equal(scores, want[1])
+
+
+# ----------------------------------------------------------------------------- gather_dot
+
+
+def check_gather(m: NDArray[np.float32], rows: NDArray[np.int32], q: NDArray[np.float32]) -> None:
+    """`gather_dot` against numpy's `m[rows] @ q` (BLAS) and an exact float64 product.
+
+    The kernel sums each row in 8 partial sums, BLAS in its own order: neither is the exact
+    sum. Each is within `dim * eps * sum_i |m[r, i] * q[i]|` of the exact dot product (the
+    standard bound for float32 summation), so they differ by at most twice that.
+    """
+    got = _core.gather_dot(m, rows, q)
+    assert got.dtype == np.float32 and got.shape == rows.shape
+    if rows.size == 0:
+        return
+    sub = np.asarray(m[rows], dtype=np.float64)
+    exact = sub @ q.astype(np.float64)
+    bound = m.shape[1] * np.finfo(np.float32).eps * (np.abs(sub) @ np.abs(q.astype(np.float64)))
+    assert np.all(np.abs(got - exact) <= bound + 1e-30)
+    blas = m[rows] @ q
+    assert np.all(np.abs(got - blas) <= 2 * bound + 1e-30)
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_gather_dot_matches_numpy(data: st.DataObject) -> None:
+    n = data.draw(st.integers(1, 50))
+    dim = data.draw(st.sampled_from([1, 3, 7, 8, 9, 16, 33, 64, 100]))
+    seed = data.draw(st.integers(0, 2**32 - 1))
+    rng = np.random.default_rng(seed)
+    # cancellation-heavy values: mixed signs and magnitudes
+    m = (rng.standard_normal((n, dim)) * 10.0 ** rng.integers(-3, 3, (n, dim))).astype(np.float32)
+    q = rng.standard_normal(dim).astype(np.float32)
+    rows = rng.integers(0, n, data.draw(st.integers(0, 80))).astype(np.int32)
+    check_gather(m, rows, q)
+
+
+def test_gather_dot_on_a_mapped_matrix(tmp_path: Any) -> None:
+    rng = np.random.default_rng(5)
+    m = rng.standard_normal((20_000, 64)).astype(np.float32)
+    np.save(tmp_path / "emb.npy", m)
+    mapped = np.load(tmp_path / "emb.npy", mmap_mode="r")
+    q = rng.standard_normal(64).astype(np.float32)
+    rows = rng.integers(0, 20_000, 700).astype(np.int32)
+    check_gather(np.asarray(mapped), rows, q)
+    check_gather(mapped, rows, q)  # the np.memmap subclass itself
+    np.testing.assert_array_equal(_core.gather_dot(mapped, rows, q), _core.gather_dot(m, rows, q))
+
+
+def test_gather_dot_errors() -> None:
+    m = np.ones((4, 3), np.float32)
+    r, q = np.array([0], np.int32), np.ones(3, np.float32)
+    with pytest.raises(TypeError, match="matrix must be a 2-D numpy array of dtype float32"):
+        _core.gather_dot(m.astype(np.float64), r, q)
+    with pytest.raises(TypeError, match="matrix must be a 2-D"):
+        _core.gather_dot(m.ravel(), r, q)
+    with pytest.raises(ValueError, match="matrix must be C-contiguous"):
+        _core.gather_dot(np.asfortranarray(np.ones((4, 3), np.float32)), r, q)
+    with pytest.raises(ValueError, match=r"rows must be in \[0, n_rows=4\): position 1 has 4"):
+        _core.gather_dot(m, np.array([0, 4], np.int32), q)
+    with pytest.raises(ValueError, match="the vector has 2 elements, the matrix rows 3"):
+        _core.gather_dot(m, r, q[:2])
+    with pytest.raises(TypeError, match="rows must be a 1-D numpy array of dtype int32"):
+        _core.gather_dot(m, r.astype(np.int64), q)
+    assert _core.gather_dot(m, np.zeros(0, np.int32), q).shape == (0,)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -412,6 +491,11 @@ def test_bad_query_errors(km: KeywordMatrix, t: list[int], w: list[float], match
 
 def test_other_errors(km: KeywordMatrix) -> None:
     t, w = arr([1], I32), arr([1.0], F32)
+    with pytest.raises(ValueError, match="strategy must be 'auto', 'rows' or 'postings'"):
+        km.score(t, w, arr([0], I32), strategy="dense")  # type: ignore[arg-type]
+    for strategy in STRATEGIES:
+        with pytest.raises(ValueError, match=r"candidates must be in \[0, n_items=10\)"):
+            km.score(t, w, arr([0, 10], I32), strategy=strategy)
     with pytest.raises(
         ValueError, match=r"candidates must be in \[0, n_items=10\): position 1 has 10"
     ):

@@ -7,7 +7,9 @@
 pub mod csr;
 pub mod encode;
 pub mod error;
+pub mod gather;
 pub mod huge;
+pub mod merge;
 pub mod npy;
 pub mod profile;
 pub mod rerank;
@@ -21,15 +23,16 @@ mod py {
     use std::path::PathBuf;
 
     use numpy::{
-        Element, PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+        Element, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyUntypedArray,
+        PyUntypedArrayMethods,
     };
     use pyo3::exceptions::{PyOSError, PyRuntimeError, PyTypeError, PyValueError};
     use pyo3::prelude::*;
     use pyo3::types::{PyBytes, PyString, PyTuple};
 
-    use crate::csr::KeywordMatrix as Core;
+    use crate::csr::{KeywordMatrix as Core, ScoreStrategy};
     use crate::error::CoreError;
-    use crate::{encode, profile, rerank, topk};
+    use crate::{encode, gather, merge, profile, rerank, topk};
 
     /// The one mapping from core errors to Python exceptions.
     fn to_py_err(e: CoreError) -> PyErr {
@@ -238,19 +241,32 @@ mod py {
             )
         }
 
-        /// Dot product of the sparse query with each candidate row, in candidate order.
+        /// Dot product of the sparse query with each candidate row, in candidate order;
+        /// `strategy` "auto" (the cost model), "rows" or "postings" (same scores).
+        #[pyo3(signature = (q_terms, q_weights, candidates, *, strategy = "auto"))]
         fn score<'py>(
             &self,
             py: Python<'py>,
             q_terms: &Bound<'py, PyAny>,
             q_weights: &Bound<'py, PyAny>,
             candidates: &Bound<'py, PyAny>,
+            strategy: &str,
         ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+            let strategy = match strategy {
+                "auto" => None,
+                "rows" => Some(ScoreStrategy::Rows),
+                "postings" => Some(ScoreStrategy::Postings),
+                _ => {
+                    return Err(PyValueError::new_err(format!(
+                        "strategy must be 'auto', 'rows' or 'postings', got {strategy:?}"
+                    )))
+                }
+            };
             let t = arr::<i32>(q_terms, "q_terms", "int32")?;
             let w = arr::<f32>(q_weights, "q_weights", "float32")?;
             let c = arr::<i32>(candidates, "candidates", "int32")?;
             let (t, w, c) = (t.slice(), w.slice(), c.slice());
-            let out = heavy(py, || self.inner.score(t, w, c))?;
+            let out = heavy(py, || self.inner.score_with(strategy, t, w, c))?;
             Ok(PyArray1::from_vec(py, out))
         }
 
@@ -473,12 +489,104 @@ mod py {
         Ok(PyBytes::new(py, &out))
     }
 
-    /// reelrank's Rust core: sparse keyword scoring, exact top-k and user profiles.
+    /// A source's ids for [`merge_sources`]: int32 or int64.
+    enum Ids<'py> {
+        I32(Arr<'py, i32>),
+        I64(Arr<'py, i64>),
+    }
+
+    /// Retrieval merge (`crate::merge::merge`) of `(ids, scores, bit, limit)` sources: returns
+    /// (items int32, bits uint8, scores float32, counts int64 per source).
+    #[pyfunction]
+    fn merge_sources<'py>(
+        py: Python<'py>,
+        sources: Vec<(Bound<'py, PyAny>, Bound<'py, PyAny>, u8, i64)>,
+        excluded: &Bound<'py, PyAny>,
+        num_candidates: i64,
+    ) -> PyResult<Bound<'py, PyTuple>> {
+        let num_candidates = non_negative(num_candidates, "num_candidates")?;
+        let e = arr::<i32>(excluded, "excluded", "int32")?;
+        let mut held = Vec::with_capacity(sources.len());
+        for (s, (ids, scores, _, limit)) in sources.iter().enumerate() {
+            let ids = if ids.cast::<PyArray1<i32>>().is_ok() {
+                Ids::I32(arr::<i32>(ids, "ids", "int32")?)
+            } else {
+                Ids::I64(arr::<i64>(
+                    ids,
+                    &format!("source {s}: ids"),
+                    "int32 or int64",
+                )?)
+            };
+            let scores = arr::<f32>(scores, &format!("source {s}: scores"), "float32")?;
+            held.push((ids, scores, non_negative(*limit, "limit")?));
+        }
+        let srcs: Vec<merge::Source<'_>> = held
+            .iter()
+            .zip(&sources)
+            .map(|((ids, scores, limit), s)| merge::Source {
+                ids: match ids {
+                    Ids::I32(a) => merge::Ids::I32(a.slice()),
+                    Ids::I64(a) => merge::Ids::I64(a.slice()),
+                },
+                scores: scores.slice(),
+                bit: s.2,
+                limit: *limit,
+            })
+            .collect();
+        // A few microseconds for a few hundred ids: not worth releasing the GIL.
+        let m = merge::merge(&srcs, e.slice(), num_candidates).map_err(to_py_err)?;
+        let counts: Vec<i64> = m.counts.iter().map(|&c| c as i64).collect();
+        PyTuple::new(
+            py,
+            [
+                PyArray1::from_vec(py, m.items).into_any(),
+                PyArray1::from_vec(py, m.bits).into_any(),
+                PyArray1::from_vec(py, m.scores).into_any(),
+                PyArray1::from_vec(py, counts).into_any(),
+            ],
+        )
+    }
+
+    /// `matrix[rows] @ q` without the gathered copy (`crate::gather::gather_dot`).
+    #[pyfunction]
+    fn gather_dot<'py>(
+        py: Python<'py>,
+        matrix: &Bound<'py, PyAny>,
+        rows: &Bound<'py, PyAny>,
+        q: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<f32>>> {
+        let Ok(m) = matrix.cast::<PyArray2<f32>>() else {
+            return Err(PyTypeError::new_err(
+                "matrix must be a 2-D numpy array of dtype float32",
+            ));
+        };
+        let m = m
+            .try_readonly()
+            .map_err(|e| PyValueError::new_err(format!("matrix: cannot read the array: {e}")))?;
+        let dim = m.shape()[1];
+        // (`as_slice` also accepts Fortran order, which would read columns as rows.)
+        let data = match m.as_slice() {
+            Ok(d) if m.is_c_contiguous() => d,
+            _ => return Err(PyValueError::new_err("matrix must be C-contiguous")),
+        };
+        let r = arr::<i32>(rows, "rows", "int32")?;
+        let q = arr::<f32>(q, "q", "float32")?;
+        let (r, q) = (r.slice(), q.slice());
+        let out = heavy(py, || {
+            gather::gather_dot(gather::Matrix { data, dim }, r, q)
+        })?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
+    /// reelrank's Rust core: sparse scoring, exact top-k, user profiles, the retrieval merge,
+    /// the fairness fill and the response encoder.
     #[pymodule]
     fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add_class::<KeywordMatrix>()?;
         m.add_function(wrap_pyfunction!(rerank_select, m)?)?;
         m.add_function(wrap_pyfunction!(encode_ranked_items, m)?)?;
+        m.add_function(wrap_pyfunction!(merge_sources, m)?)?;
+        m.add_function(wrap_pyfunction!(gather_dot, m)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }

@@ -4,9 +4,11 @@ Signals (each one vectorised call over all candidates, no per-candidate Python):
 
 * ``embedding``: collaborative affinity, the inner product of the user and item factors
   (EASE or SVD, see server/index/collab.py) divided by the user norm and the largest item
-  norm, so it lies in [-1, 1];
+  norm, so it lies in [-1, 1]; the candidates' rows are read in place from the (mapped)
+  factor matrix by the Rust core (``_core.gather_dot``) instead of gathered into a copy;
 * ``item_knn``: the ItemKNN score of the candidate against the user's history (Rust core,
-  sparse cosine neighbours), divided by its maximum over the candidates;
+  sparse cosine neighbours; a short history walks its items' neighbour lists instead of the
+  candidates' rows), divided by its maximum over the candidates;
 * ``keyword``: sparse cosine between the user's TF-IDF profile and the item (Rust core);
 * ``popularity`` and ``freshness``: per-item attributes in [0, 1].
 
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.typing import NDArray
 
+from server import _core
 from server.index.blend import SIGNALS, normalise_by_max
 from server.index.loaded import LoadedSnapshot
 from server.pipeline.types import Scores, UserState
@@ -36,7 +39,8 @@ def score(snap: LoadedSnapshot, state: UserState, items: NDArray[np.int32]) -> S
     norm = float(np.linalg.norm(state.embedding))
     if items.size and norm > 0:
         # Scale into roughly [-1, 1] so the blend weights mean the same for every user.
-        emb = (snap.item_emb[items] @ state.embedding) / (norm * snap.emb_scale)
+        dots = _core.gather_dot(snap.item_emb, items, state.embedding)
+        emb = dots / (norm * snap.emb_scale)
     else:
         emb = np.zeros(items.size, np.float32)
     if items.size and state.history.size and snap.item_knn is not None:

@@ -4,7 +4,8 @@ Sources, each with a quota: FAISS neighbours of the user embedding (stored profi
 recent events), exact keyword top-k from the Rust core, FAISS neighbours of the recent events'
 items, trending (time-decayed popularity), fresh uploads and new/small creators. Sources are
 merged in that order and de-duplicated; every candidate keeps the bit set of the sources that
-proposed it. Optional sources are skipped when the deadline budget cannot fit them.
+proposed it. Optional sources are skipped when the deadline budget cannot fit them. The merge
+(exclusions, per-source quotas, de-duplication) is one Rust call, `_core.merge_sources`.
 """
 
 from __future__ import annotations
@@ -14,20 +15,17 @@ from collections.abc import Callable
 import numpy as np
 from numpy.typing import NDArray
 
+from server import _core
 from server.index.loaded import LoadedSnapshot
 from server.index.sorted_sets import in_sorted
 from server.pipeline.budget import Budget, timed
 from server.pipeline.types import Candidates, RetrievalQuotas, Source, UserState
 
 Hit = tuple[NDArray[np.int64], NDArray[np.float32]]
+# A pool's head (int32 ids, excluded items still in) or a search's hits.
+PoolHead = tuple[NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32]]
 EMPTY: Hit = (np.zeros(0, np.int64), np.zeros(0, np.float32))
 MAX_NEIGHBOR_SEEDS = 5
-
-
-def _drop(items: NDArray[np.int64], excluded: NDArray[np.int32]) -> NDArray[np.int64]:
-    if excluded.size == 0 or items.size == 0:
-        return items
-    return items[~in_sorted(items, excluded)]
 
 
 def _search(
@@ -103,15 +101,13 @@ def _keyword(
     return ids.astype(np.int64), scores
 
 
-def _pool(
-    snap: LoadedSnapshot, name: str, state: UserState, quota: int
-) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+def _pool(snap: LoadedSnapshot, name: str, state: UserState, quota: int) -> PoolHead:
+    """The head of a precomputed pool, excluded items not yet removed: the merge drops them
+    and keeps `quota` of the rest (at most `excluded.size` of the head can be dropped)."""
     if quota <= 0:
-        return EMPTY
-    # At most `excluded.size` of the pool's head can be dropped: check only that prefix.
-    head = snap.pools[name][: quota + state.excluded.size].astype(np.int64)
-    ids = _drop(head, state.excluded)[:quota]
-    return ids, np.asarray(snap.item_popularity[ids], dtype=np.float32)
+        return np.zeros(0, np.int32), np.zeros(0, np.float32)
+    head = snap.pools[name][: quota + state.excluded.size]
+    return head, np.asarray(snap.item_popularity[head], dtype=np.float32)
 
 
 def retrieve(
@@ -126,8 +122,9 @@ def retrieve(
         num_candidates, known_user=not state.cold, has_events=state.positive_recent.size > 0
     )
     budget = budget or Budget()
-    parts: list[tuple[Source, NDArray[np.int64], NDArray[np.float32]]] = []
-    steps: tuple[tuple[Source, str, int, Callable[[int], Hit]], ...] = (
+    # (source, ids, scores, most ids kept once the excluded ones are dropped)
+    parts: list[tuple[Source, NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32], int]] = []
+    steps: tuple[tuple[Source, str, int, Callable[[int], PoolHead]], ...] = (
         (Source.ANN, "ann", q.ann, lambda n: _ann(snap, state, n)),
         (Source.KEYWORD, "keyword", q.keyword, lambda n: _keyword(snap, state, n)),
         (
@@ -152,19 +149,12 @@ def retrieve(
             continue
         with timed(f"{name} source"):
             ids, scores = run(quota)
-        parts.append((src, ids, scores))
-    counts = {p[0]: int(p[1].size) for p in parts}
-    if not parts or sum(counts.values()) == 0:
-        return Candidates(
-            np.zeros(0, np.int32), np.zeros(0, np.uint8), np.zeros(0, np.float32), counts
-        )
-    all_ids = np.concatenate([p[1] for p in parts])
-    all_bits = np.concatenate([np.full(p[1].size, int(p[0]), np.uint8) for p in parts])
-    all_scores = np.concatenate([p[2] for p in parts])
-    uniq, first, inv = np.unique(all_ids, return_index=True, return_inverse=True)
-    bits = np.zeros(uniq.size, np.uint8)
-    np.bitwise_or.at(bits, inv, all_bits)
-    best = np.full(uniq.size, -np.inf, np.float32)
-    np.maximum.at(best, inv, all_scores)
-    order = np.argsort(first, kind="stable")[:num_candidates]
-    return Candidates(uniq[order].astype(np.int32), bits[order], best[order], counts)
+        # Searches return their hits filtered and cut to size; pools their unfiltered head.
+        parts.append((src, ids, scores, ids.size if searched else max(quota, 0)))
+    items, bits, best, counts = _core.merge_sources(
+        [(ids, scores, int(src), limit) for src, ids, scores, limit in parts],
+        state.excluded,
+        num_candidates,
+    )
+    kept = {p[0]: int(c) for p, c in zip(parts, counts.tolist(), strict=True)}
+    return Candidates(items, bits, best, kept)
