@@ -35,7 +35,8 @@ class ExposureTracker:
         self._creator_sum: NDArray[np.float64] = np.zeros(0)
         self._creator_total = 0.0
         self._creator_seen = 0  # highest creator code recorded + 1
-        self._creator_pages: deque[tuple[NDArray[np.int64], NDArray[np.float64]]] = deque()
+        # Per recorded page: its creators, their exposure and the exposure's sum.
+        self._creator_pages: deque[tuple[NDArray[np.int64], NDArray[np.float64], float]] = deque()
 
     def creator_price(
         self, key: str, creators: NDArray[np.int64], n_creators: int = 0
@@ -52,11 +53,18 @@ class ExposureTracker:
             if key != self._creator_key or self._creator_total <= 0:
                 return np.zeros(creators.size)
             mean = self._creator_total / max(n_creators, self._creator_seen)
-            load = np.zeros(creators.size)
-            inside = creators < self._creator_sum.size
-            load[inside] = self._creator_sum[creators[inside]]
-            out: NDArray[np.float64] = np.clip(1.0 - load / mean, -1.0, 1.0)
-            return out
+            size = self._creator_sum.size
+            if creators.size and int(np.maximum.reduce(creators)) < size:
+                load = self._creator_sum[creators]
+            else:  # creators never recorded have no load
+                load = np.zeros(creators.size)
+                inside = creators < size
+                load[inside] = self._creator_sum[creators[inside]]
+        out: NDArray[np.float64] = 1.0 - load / mean
+        # np.clip(out, -1, 1) without its Python wrapper (the same values, NaN kept).
+        np.maximum(out, -1.0, out=out)
+        np.minimum(out, 1.0, out=out)
+        return out
 
     def record_creators(
         self, key: str, creators: NDArray[np.int64], exposure: NDArray[np.float64]
@@ -69,19 +77,20 @@ class ExposureTracker:
                 self._creator_total = 0.0
                 self._creator_seen = 0
                 self._creator_pages.clear()
-            top = int(creators.max()) + 1 if creators.size else 0
+            top = int(np.maximum.reduce(creators)) + 1 if creators.size else 0
             self._creator_seen = max(self._creator_seen, top)
             if top > self._creator_sum.size:
                 grown = np.zeros(max(top, 2 * self._creator_sum.size))
                 grown[: self._creator_sum.size] = self._creator_sum
                 self._creator_sum = grown
             np.add.at(self._creator_sum, creators, exposure)
-            self._creator_total += float(exposure.sum())
-            self._creator_pages.append((creators.copy(), exposure.copy()))
+            total = float(exposure.sum())
+            self._creator_total += total
+            self._creator_pages.append((creators.copy(), exposure.copy(), total))
             while len(self._creator_pages) > self.window:
-                c, e = self._creator_pages.popleft()
+                c, e, t = self._creator_pages.popleft()
                 np.subtract.at(self._creator_sum, c, e)
-                self._creator_total -= float(e.sum())
+                self._creator_total -= t
 
     def prices(self, group_names: list[str]) -> NDArray[np.float64]:
         with self._lock:
@@ -115,19 +124,26 @@ class ExposureTracker:
         The prices aim at `aim * target`: a group's price rises while its page share is below
         that and falls while above.
         """
-        total = float(exposure.sum())
+        values = exposure.tolist()
+        if exposure.dtype == np.float64 and exposure.ndim == 1 and len(values) < 8:
+            total = 0.0  # numpy sums fewer than 8 terms in order: the same float
+            for e in values:
+                total += e
+        else:
+            total = float(exposure.sum())
         if total <= 0:
             return
-        page = {g: float(e) for g, e in zip(group_names, exposure.tolist(), strict=True)}
+        page = {g: float(e) for g, e in zip(group_names, values, strict=True)}
         with self._lock:
             self._pages.append(page)
+            sums = self._sum
             for g, e in page.items():
-                self._sum[g] = self._sum.get(g, 0.0) + e
+                sums[g] = sums.get(g, 0.0) + e
             while len(self._pages) > self.window:
                 for g, e in self._pages.popleft().items():
-                    self._sum[g] -= e
+                    sums[g] -= e
             if update_prices:
-                for g, e, t in zip(group_names, exposure.tolist(), target.tolist(), strict=True):
+                for g, e, t in zip(group_names, values, target.tolist(), strict=True):
                     a = aim * t
                     if a <= 0:
                         continue

@@ -72,7 +72,25 @@ def mtable(
 
 def passes(protected: NDArray[np.bool_], p: float, alpha: float) -> tuple[bool, float]:
     """Whether the ranking (protected flag per position) passes the adjusted FA*IR test."""
-    k = protected.size
-    table, a = mtable(k, p, alpha)
-    counts = np.concatenate(([0], np.cumsum(protected)))
-    return bool(np.all(counts >= table)), a
+    return passes_flags(protected.tolist(), p, alpha)
+
+
+def passes_flags(protected: list[bool], p: float, alpha: float) -> tuple[bool, float]:
+    """`passes` for a list of flags (a page's 20 positions: no numpy round trips)."""
+    table, a = _mtable_list(len(protected), round(float(p), 4), float(alpha))
+    # Prefix 0 holds no protected item; prefix i holds the flags of positions 1..i.
+    if table[0] > 0:
+        return False, a
+    count = 0
+    for flag, m in zip(protected, table[1:], strict=True):
+        count += flag
+        if count < m:
+            return False, a
+    return True, a
+
+
+@functools.lru_cache(maxsize=512)
+def _mtable_list(k: int, p: float, alpha: float) -> tuple[tuple[int, ...], float]:
+    """`mtable(k, p, alpha)` as a tuple of ints (p already rounded as `mtable` rounds it)."""
+    table, a = _mtable_cached(k, p, alpha, True)
+    return tuple(table.tolist()), a

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 
 import numpy as np
 from numpy.typing import NDArray
@@ -12,6 +13,11 @@ from server.pipeline.fairness.params import protected_share
 from server.pipeline.types import FairnessParams, FairnessReport, GroupExposure, Policy
 
 _DISCOUNT: NDArray[np.float64] = 1.0 / np.log2(np.arange(2, 1002, dtype=np.float64))
+_DISCOUNT.flags.writeable = False
+# The same discounts as Python floats, and `float(discount(k).sum())` (numpy's pairwise sum,
+# so exactly the old total) per k met: a page's report works on 20-element lists.
+_DISCOUNT_LIST: list[float] = _DISCOUNT.tolist()
+_DISCOUNT_TOTAL: dict[int, float] = {}
 
 
 def discount(k: int) -> NDArray[np.float64]:
@@ -30,17 +36,42 @@ def group_exposure(groups: NDArray[np.int64], n_groups: int) -> NDArray[np.float
     return out
 
 
+def _discounts(k: int) -> tuple[list[float], float]:
+    """(discount(k) as floats, its numpy sum or 1.0 when that is 0)."""
+    total = _DISCOUNT_TOTAL.get(k)
+    if total is None:
+        total = float(discount(k).sum()) or 1.0
+        if k <= _DISCOUNT.size:
+            _DISCOUNT_TOTAL[k] = total
+    disc = _DISCOUNT_LIST[:k] if k <= _DISCOUNT.size else discount(k).tolist()
+    return disc, total
+
+
 def cap_violated(creators: NDArray[np.int64], cap: int, window: int) -> bool:
-    """Whether some creator has more than `cap` items in a window of `window` positions."""
-    k = creators.size
-    w = window or k
-    order = np.lexsort((np.arange(k), creators))
-    c, p = creators[order], order
-    if k <= cap:
-        return False
-    # The item `cap` places later of the same creator must be at least `w` positions away.
-    same = c[cap:] == c[:-cap]
-    return bool(np.any(same & (p[cap:] - p[:-cap] < w)))
+    """Whether some creator has more than `cap` (>= 1) items in a window of `window` positions
+    (0: the whole page)."""
+    if cap < 1:
+        raise ValueError(f"cap must be >= 1, got {cap}")
+    return _creator_stats(creators.tolist(), cap, window)[2]
+
+
+def _creator_stats(creators: list[int], cap: int, window: int) -> tuple[int, int, bool]:
+    """(most items of one creator, distinct creators, whether the cap is violated) in one
+    pass over a page's creators; `cap` 0 skips the cap check."""
+    w = window or len(creators)
+    violated = False
+    seen: dict[int, list[int]] = {}
+    for pos, c in enumerate(creators):
+        at = seen.get(c)
+        if at is None:
+            seen[c] = [pos]
+            continue
+        at.append(pos)
+        # The item `cap` places later of the same creator must be at least `w` positions away.
+        if cap and len(at) > cap and pos - at[-1 - cap] < w:
+            violated = True
+    most = max(map(len, seen.values())) if seen else 0
+    return most, len(seen), violated
 
 
 def floor_need(
@@ -54,11 +85,28 @@ def floor_need(
 
     Cached per settings (the arrays are shared: read-only).
     """
+    global _floor_need_last
     args = (params, active, tuple(group_names), tuple(target.tolist()), k)
+    # The last settings first: a server sends most pages with the same ones, and comparing
+    # them (the same objects) is cheaper than hashing the 20-field params for the LRU cache.
+    last = _floor_need_last
+    if last is not None and last[0] == args:
+        return last[1]
     try:
-        return _floor_need(*args)
+        out = _floor_need(*args)
     except TypeError:  # unhashable settings (a list where a tuple belongs): no cache
         return _floor_need.__wrapped__(*args)
+    _floor_need_last = (args, out)
+    return out
+
+
+_floor_need_last: (
+    tuple[
+        tuple[FairnessParams, tuple[Policy, ...], tuple[str, ...], tuple[float, ...], int],
+        tuple[NDArray[np.int32], NDArray[np.uint8], list[str]],
+    ]
+    | None
+) = None
 
 
 @functools.lru_cache(maxsize=256)
@@ -113,12 +161,34 @@ def floors_met(
     class_groups: NDArray[np.uint8],
 ) -> NDArray[np.bool_]:
     """Per class: whether every prefix holds min(need, what the pool has of the class)."""
-    k = page_groups.size
-    n_groups = class_groups.shape[1]
-    have = class_groups.astype(np.int64) @ np.bincount(pool_groups, minlength=n_groups)[:n_groups]
-    counts = np.cumsum(class_groups[:, page_groups], axis=1, dtype=np.int64)
+    met = _floors_met(page_groups.tolist(), pool_groups, need, class_groups)
+    return np.array(met, dtype=bool).reshape(len(met))
+
+
+def _floors_met(
+    page_groups: list[int],
+    pool_groups: NDArray[np.int64],
+    need: NDArray[np.int32],
+    class_groups: NDArray[np.uint8],
+) -> list[bool]:
+    k = len(page_groups)
+    have: list[int] | None = None  # per class: items of the pool (only looked at if short)
+    out = []
     # Prefix 0 always holds (need[0] = 0); prefixes 1..k against the page's running counts.
-    out: NDArray[np.bool_] = np.all(counts >= np.minimum(need[1 : k + 1].T, have[:, None]), axis=1)
+    members = class_groups.tolist()
+    for f, (member, row) in enumerate(zip(members, need[1 : k + 1].T.tolist(), strict=True)):
+        count, ok = 0, True
+        for code, n in zip(page_groups, row, strict=True):
+            count += member[code]
+            if count < n:
+                if have is None:
+                    n_groups = class_groups.shape[1]
+                    pool = np.bincount(pool_groups, minlength=n_groups)[:n_groups].tolist()
+                    have = [sum(m * c for m, c in zip(cls, pool, strict=True)) for cls in members]
+                if count < have[f]:
+                    ok = False
+                    break
+        out.append(ok)
     return out
 
 
@@ -140,11 +210,18 @@ def intra_list_diversity(emb: NDArray[np.float32] | None) -> float:
         return 0.0
     x = emb.astype(np.float64)
     sq = np.einsum("ij,ij->i", x, x)
-    x = x * np.divide(1.0, np.sqrt(sq), out=np.zeros_like(sq), where=sq > 0)[:, None]
+    m = x.shape[0]
+    if np.minimum.reduce(sq) > 0:  # no zero (or NaN) row: every row has a direction
+        x *= (1.0 / np.sqrt(sq))[:, None]
+        n_unit = m
+    else:  # zero rows stay zero
+        sq_list = sq.tolist()
+        inv = [1.0 / math.sqrt(v) if v > 0 else 0.0 for v in sq_list]
+        x *= np.array(inv)[:, None]
+        n_unit = sum(v > 0 for v in sq_list)
     # Sum of pairwise cosines = |sum of unit vectors|^2 - sum of self-similarities.
     total = x.sum(axis=0)
-    m = x.shape[0]
-    pair_sum = float(total @ total) - float((sq > 0).sum())
+    pair_sum = float(total @ total) - float(n_unit)
     return float(1.0 - pair_sum / (m * (m - 1)))
 
 
@@ -171,57 +248,67 @@ def measure(
     items' vectors, in page order (for intra-list diversity).
     """
     active = params.active() if active is None else active
-    k = chosen.size
+    k = int(chosen.size)
     n_groups = len(group_names)
-    disc = discount(k)
-    total = float(disc.sum()) or 1.0
-    g = groups[chosen]
-    expo = group_exposure(g, n_groups) / total if k else np.zeros(n_groups)
-    counts = np.bincount(g, minlength=n_groups)
+    disc, total = _discounts(k)
+    g = groups[chosen].tolist()
+    size = n_groups
+    if g:
+        if min(g) < 0:
+            raise ValueError(f"group codes must be non-negative, got {min(g)}")
+        size = max(size, max(g) + 1)  # codes past the names count for no group
+    # Position-discounted exposure per group, accumulated in page order (as np.bincount does).
+    expo = [0.0] * size
+    counts = [0] * size
+    for code, d in zip(g, disc, strict=True):
+        expo[code] += d
+        counts[code] += 1
+    targets = target_share.tolist()
+    windows = window_share.tolist() if window_share is not None else None
+    price_list = prices.tolist() if prices is not None else None
     exposures = []
     ratios = []
     for code, name in enumerate(group_names):
-        target = float(target_share[code]) if code < target_share.size else 0.0
+        target = float(targets[code]) if code < len(targets) else 0.0
+        share = expo[code] / total
         exposures.append(
             GroupExposure(
                 name,
-                int(counts[code]),
-                float(expo[code]),
+                counts[code],
+                share,
                 target,
-                float(window_share[code]) if window_share is not None else 0.0,
-                float(prices[code]) if prices is not None else 0.0,
+                float(windows[code]) if windows is not None else 0.0,
+                float(price_list[code]) if price_list is not None else 0.0,
             )
         )
         if target > 0:
-            ratios.append(float(expo[code]) / target)
-    gains = np.maximum(scores.astype(np.float64), 0.0)
-    ideal_dcg = float((gains[ideal] * disc).sum())
-    dcg = float((gains[chosen] * disc).sum())
-    retained = dcg / ideal_dcg if ideal_dcg > 0 else 1.0
-    c = creators[chosen]
-    per_creator = np.unique(c, return_counts=True)[1]
-    max_per = int(per_creator.max()) if k else 0
-    relaxed = []
-    if Policy.CREATOR_CAP in active and cap_violated(
-        c, params.max_per_creator, params.creator_window
-    ):
-        relaxed.append("creator_cap")
-    need, class_groups, names = floors or floor_need(params, active, group_names, target_share, k)
-    if names:
-        met = floors_met(g, groups, need, class_groups)
-        relaxed.extend(
-            dict.fromkeys(n for n, ok in zip(names, met.tolist(), strict=True) if not ok)
-        )
-    p = protected_share(params, group_names, target_share)
+            ratios.append(share / target)
+    retained = _dcg_retained(scores, chosen, ideal, k)
+    capped = Policy.CREATOR_CAP in active
+    if capped and params.max_per_creator < 1:
+        raise ValueError(f"cap must be >= 1, got {params.max_per_creator}")
+    max_per, distinct, violated = _creator_stats(
+        creators[chosen].tolist(), params.max_per_creator if capped else 0, params.creator_window
+    )
+    relaxed = ["creator_cap"] if violated else []
+    if floors is None and (Policy.GROUP_FLOOR in active or Policy.GROUP_SHARES in active):
+        floors = floor_need(params, active, group_names, target_share, k)
+    if floors is not None and floors[2]:
+        need, class_groups, names = floors
+        met = _floors_met(g, groups, need, class_groups)
+        relaxed.extend(dict.fromkeys(n for n, ok in zip(names, met, strict=True) if not ok))
     fair_ok, alpha_c = True, params.fair_alpha
-    if p > 0 and k and any(x in group_names for x in params.protected_groups):
-        protected = in_groups(g, params.protected_groups, group_names)
-        fair_ok, alpha_c = fair_stats.passes(protected, p, params.fair_alpha)
+    if k and any(x in group_names for x in params.protected_groups):
+        p = protected_share(params, group_names, target_share)
+        if p > 0:
+            codes = {group_names.index(x) for x in params.protected_groups if x in group_names}
+            protected = [x in codes for x in g]
+            fair_ok, alpha_c = fair_stats.passes_flags(protected, p, params.fair_alpha)
     return FairnessReport(
         policy=params.policy,
         groups=exposures,
         max_items_per_creator=max_per,
-        distinct_creators=int(per_creator.size),
+        distinct_creators=distinct,
         min_exposure_ratio=float(min(ratios)) if ratios else 1.0,
         dcg_retained=retained,
         constraints_satisfied=not relaxed,
@@ -233,3 +320,23 @@ def measure(
         ndcg_loss=1.0 - retained,
         relaxed=tuple(relaxed),
     )
+
+
+def _dcg_retained(
+    scores: NDArray[np.float32], chosen: NDArray[np.int64], ideal: NDArray[np.int64], k: int
+) -> float:
+    """DCG of `chosen` over DCG of `ideal` (gains: scores clipped at 0; 1 when the ideal is 0).
+
+    Both sums in one numpy reduction over a (2, k) array: row sums are numpy's pairwise sums,
+    bit-identical to summing each row alone."""
+    if ideal.size == k:
+        gains = np.maximum(scores[np.concatenate((ideal, chosen))].astype(np.float64), 0.0)
+        rows = gains.reshape(2, k)
+        rows *= _DISCOUNT[:k] if k <= _DISCOUNT.size else discount(k)
+        ideal_dcg, dcg = np.add.reduce(rows, axis=1).tolist()
+    else:  # broadcasting as the element-wise products allow (or raise)
+        gains = np.maximum(scores.astype(np.float64), 0.0)
+        disc = discount(k)
+        ideal_dcg = float((gains[ideal] * disc).sum())
+        dcg = float((gains[chosen] * disc).sum())
+    return float(dcg / ideal_dcg) if ideal_dcg > 0 else 1.0
