@@ -125,14 +125,12 @@ class RankingService(pb_grpc.RankingServiceServicer):
     def observe(self, result: pipeline.RankResult) -> None:
         if self.metrics is None:
             return
-        m = self.metrics
-        for stage, us in result.timings_us.items():
-            m.child(m.stage_latency, stage).observe(us / 1e6)
-        for src, cnt in result.candidates.source_counts.items():
-            m.child(m.candidates, str(src.name).lower()).observe(cnt)
-        for stage in {s for s, _ in result.degradations}:
-            m.child(m.degraded, stage).inc()
-        m.observe_fairness(result.page.report)
+        self.metrics.record_rank(
+            result.timings_us,
+            result.candidates.source_counts,
+            result.degradations,
+            result.page.report,
+        )
 
     @_admitted
     def RetrieveCandidates(
