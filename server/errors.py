@@ -17,6 +17,8 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from server.handler_cache import Unary, WrappedHandlers
+
 log = logging.getLogger(__name__)
 
 ERROR_DOMAIN = "reelrank.dev"
@@ -91,15 +93,16 @@ def _status_for(code: grpc.StatusCode, message: str, reason: str, meta: dict[str
 class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
     """Wraps every unary-unary handler so domain errors become the right status code."""
 
+    def __init__(self) -> None:
+        self._handlers = WrappedHandlers(self._wrap)
+
     def intercept_service(
         self, continuation: Callable[[Any], Any], handler_call_details: Any
     ) -> Any:
-        handler = continuation(handler_call_details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        method = handler_call_details.method
+        return self._handlers.get(handler_call_details.method, continuation(handler_call_details))
 
+    @staticmethod
+    def _wrap(method: str, inner: Unary) -> Unary:
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
             try:
                 return inner(request, context)
@@ -122,8 +125,4 @@ class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                     )
                 )
 
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return wrapped

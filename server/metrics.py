@@ -29,6 +29,7 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
+from server.handler_cache import Unary, WrappedHandlers
 from server.logs import REQUEST_ID, new_request_id
 
 # Log-spaced from 100 µs to 5 s: pipeline stages live at the bottom, slow rebuild-time RPCs top.
@@ -426,17 +427,17 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
 
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
+        self._handlers = WrappedHandlers(self._wrap)
 
     def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
-        handler = continuation(details)
-        if handler is None or handler.unary_unary is None:
-            return handler
-        inner = handler.unary_unary
-        method = details.method.rsplit("/", 1)[-1]
-        given = dict(details.invocation_metadata or ()).get("x-request-id")
+        return self._handlers.get(details.method, continuation(details))
+
+    def _wrap(self, full_method: str, inner: Unary) -> Unary:
+        method = full_method.rsplit("/", 1)[-1]
         metrics = self.metrics
 
         def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+            given = dict(context.invocation_metadata() or ()).get("x-request-id")
             rid = new_request_id(given if isinstance(given, str) else None)
             token = REQUEST_ID.set(rid)
             context.set_trailing_metadata((("x-request-id", rid),))
@@ -452,8 +453,4 @@ class ObservabilityInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
                 metrics.record_rpc(method, code, time.perf_counter() - t0)
                 REQUEST_ID.reset(token)
 
-        return grpc.unary_unary_rpc_method_handler(
-            wrapped,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+        return wrapped
