@@ -74,7 +74,7 @@ def _grpc_check(work: Path, ml: Path, seed: int, inproc: dict[str, Any]) -> dict
 
     snap_root = Path(inproc["snapshot"]["path"]).parent
     app = create_server(ServerConfig(port=0, snapshot_dir=snap_root, max_workers=4))
-    app.server.start()
+    app.start()
     try:
         r = evaluate(
             ml / "interactions.csv",

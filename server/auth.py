@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -23,13 +23,14 @@ RANKING_PREFIXES = ("/reelrank.v1.",)
 
 
 def _deny(code: grpc.StatusCode, message: str) -> Any:
-    def handler(request: Any, context: grpc.ServicerContext) -> Any:
-        context.abort(code, message)
+    # A refusal does no work, so it is answered on the event loop, not in the thread pool.
+    async def handler(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        await context.abort(code, message)
 
     return grpc.unary_unary_rpc_method_handler(handler)
 
 
-class AdminAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
+class AdminAuthInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
     """Requires `authorization: Bearer <token>` on admin methods, and on ranking methods when a
     ranking token is configured. Health and reflection always pass.
 
@@ -42,7 +43,9 @@ class AdminAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         self._token = token.encode() if token else None
         self._ranking_token = ranking_token.encode() if ranking_token else None
 
-    def intercept_service(self, continuation: Callable[[Any], Any], details: Any) -> Any:
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: Any
+    ) -> Any:
         method: str = details.method
         if method.startswith(ADMIN_PREFIXES):
             if self._token is None:
@@ -55,7 +58,7 @@ class AdminAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
         elif self._ranking_token is not None and method.startswith(RANKING_PREFIXES):
             expected, plane = self._ranking_token, "ranking"
         else:
-            return continuation(details)
+            return await continuation(details)
         header = dict(details.invocation_metadata or ()).get("authorization")
         if not header:
             return self._refuse(
@@ -74,7 +77,7 @@ class AdminAuthInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
             return self._refuse(
                 details, grpc.StatusCode.PERMISSION_DENIED, f"{plane} token not accepted"
             )
-        return continuation(details)
+        return await continuation(details)
 
     @staticmethod
     def _refuse(details: Any, code: grpc.StatusCode, message: str) -> Any:

@@ -45,8 +45,11 @@ class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 50051
     snapshot_dir: Path = Path("var/snapshots")
+    # Threads of the grpc.aio server's pool: the sync admin plane runs there, and the ranking
+    # RPCs too when pipeline_concurrency > 1.
     max_workers: int = 8
-    # Ranking RPCs handled at once per process (the rest wait for a slot; see RankingService).
+    # Ranking RPCs handled at once per process. 1: inline on the event loop, one at a time;
+    # N > 1: in the thread pool, N at a time, the rest waiting for a slot (see server/app.py).
     pipeline_concurrency: int = 1
     default_num_results: int = 20
     default_num_candidates: int = 500

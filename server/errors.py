@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -17,7 +17,7 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from server.handler_cache import Unary, WrappedHandlers
+from server.handler_cache import AsyncUnary, Unary, WrappedHandlers
 
 log = logging.getLogger(__name__)
 
@@ -90,39 +90,72 @@ def _status_for(code: grpc.StatusCode, message: str, reason: str, meta: dict[str
     )
 
 
-class ErrorMappingInterceptor(grpc.ServerInterceptor):  # type: ignore[misc]
-    """Wraps every unary-unary handler so domain errors become the right status code."""
+def _internal_status(method: str) -> Any:
+    """INTERNAL with a fresh incident id, logged with the traceback being handled."""
+    incident = uuid.uuid4().hex[:12]
+    log.exception("unhandled error in %s (incident %s)", method, incident)
+    return _status_for(
+        grpc.StatusCode.INTERNAL,
+        f"internal error (incident {incident}); the server log has details",
+        "INTERNAL",
+        {"incident": incident},
+    )
+
+
+def _set_status(context: Any, status: Any) -> None:
+    """What `abort_with_status` sends, for a sync handler under grpc.aio (where `abort` is a
+    coroutine it cannot await): code, details and the `grpc-status-details-bin` trailer."""
+    context.set_code(status.code)
+    context.set_details(status.details)
+    context.set_trailing_metadata(status.trailing_metadata)
+
+
+class ErrorMappingInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wraps every unary-unary handler so domain errors become the right status code.
+
+    Coroutine handlers (the ranking RPCs, inline on the event loop) get a coroutine wrapper that
+    aborts; sync handlers (the admin plane, in the migration thread pool) get a plain wrapper
+    that sets the same status and returns no response.
+    """
 
     def __init__(self) -> None:
-        self._handlers = WrappedHandlers(self._wrap)
+        self._handlers = WrappedHandlers(self._wrap, self._wrap_async)
 
-    def intercept_service(
-        self, continuation: Callable[[Any], Any], handler_call_details: Any
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], handler_call_details: Any
     ) -> Any:
-        return self._handlers.get(handler_call_details.method, continuation(handler_call_details))
+        handler = await continuation(handler_call_details)
+        return self._handlers.get(handler_call_details.method, handler)
 
     @staticmethod
     def _wrap(method: str, inner: Unary) -> Unary:
-        def wrapped(request: Any, context: grpc.ServicerContext) -> Any:
+        def wrapped(request: Any, context: Any) -> Any:
             try:
                 return inner(request, context)
             except ReelrankError as exc:
-                context.abort_with_status(
+                _set_status(context, _status_for(exc.code, exc.message, exc.reason, exc.metadata))
+            except Exception:
+                # The handler chose a status itself (`code` exists on a CodeTrackingContext).
+                if getattr(context, "code", lambda: None)() is not None:
+                    raise
+                _set_status(context, _internal_status(method))
+            return None
+
+        return wrapped
+
+    @staticmethod
+    def _wrap_async(method: str, inner: AsyncUnary) -> AsyncUnary:
+        async def wrapped(request: Any, context: Any) -> Any:
+            try:
+                return await inner(request, context)
+            except ReelrankError as exc:
+                await context.abort_with_status(
                     _status_for(exc.code, exc.message, exc.reason, exc.metadata)
                 )
             except Exception:
                 # context.abort raises to unwind; let that through untouched.
                 if context.code() is not None:
                     raise
-                incident = uuid.uuid4().hex[:12]
-                log.exception("unhandled error in %s (incident %s)", method, incident)
-                context.abort_with_status(
-                    _status_for(
-                        grpc.StatusCode.INTERNAL,
-                        f"internal error (incident {incident}); the server log has details",
-                        "INTERNAL",
-                        {"incident": incident},
-                    )
-                )
+                await context.abort_with_status(_internal_status(method))
 
         return wrapped

@@ -41,12 +41,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--host", help="address to bind (default: 127.0.0.1)")
     p.add_argument("--port", type=int, help="port to bind, 0 for any free port (default: 50051)")
-    p.add_argument("--workers", type=int, help="RPC handler threads per process (default: 8)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        help="threads per process for the sync admin plane (rebuilds, operations, "
+        "WaitOperation), and for ranking RPCs when --pipeline-concurrency > 1 (default: 8)",
+    )
     p.add_argument(
         "--pipeline-concurrency",
         type=int,
-        help="ranking RPCs handled at once per process; the rest wait for a slot "
-        "(default: 1: handlers hold the GIL, so more only adds contention)",
+        help="ranking RPCs handled at once per process (default: 1: they run inline on the "
+        "gRPC event loop, one at a time; N > 1 runs them on the --workers threads, N at a "
+        "time, the rest waiting for a slot: handlers hold the GIL, so more only adds "
+        "contention)",
     )
     p.add_argument(
         "--processes",
@@ -118,7 +125,7 @@ def serve(cfg: ServerConfig, index: int = 0, ready: mp.synchronize.Event | None 
     # it out of the collector's view, so a full collection scans only request garbage instead
     # of ~100k startup objects (a 30 ms pause measured, at p99.9 of request latency).
     gc.freeze()
-    app.server.start()
+    app.start()
     if cfg.metrics_port:
         port = app.metrics.serve_http(cfg.metrics_port + index, cfg.host)
         log.info("metrics on http://%s:%d/metrics", cfg.host, port)

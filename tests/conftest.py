@@ -42,16 +42,17 @@ def built(demo_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
     return builder.build_snapshot(demo_dir / "interactions.csv", demo_dir / "items.csv", root)
 
 
-def make_app(snapshot_dir: Path, data_roots: tuple[Path, ...] = ()) -> App:
+def make_app(snapshot_dir: Path, data_roots: tuple[Path, ...] = (), **settings: Any) -> App:
     cfg = ServerConfig(
         port=0,
         snapshot_dir=snapshot_dir,
         admin_token=ADMIN_TOKEN,
         data_roots=data_roots,
         max_workers=4,
+        **settings,
     )
     app = create_server(cfg)
-    app.server.start()
+    app.start()
     return app
 
 

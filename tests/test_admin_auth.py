@@ -36,7 +36,7 @@ def _config(built: dict[str, Any], **kw: Any) -> ServerConfig:
 @pytest.fixture()
 def guarded(built: dict[str, Any]) -> Iterator[App]:
     app = create_server(_config(built, ranking_token=RANKING))
-    app.server.start()
+    app.start()
     yield app
     app.stop(grace=0)
 
@@ -78,7 +78,7 @@ def test_admin_disabled_without_admin_token(built: dict[str, Any]) -> None:
     cfg = _config(built)
     cfg.admin_token = None
     app = create_server(cfg)
-    app.server.start()
+    app.start()
     try:
         with grpc.insecure_channel(f"127.0.0.1:{app.port}") as ch:
             with pytest.raises(grpc.RpcError) as err:
@@ -181,7 +181,7 @@ def _tls_app(built: dict[str, Any], pki: Path, *, mutual: bool) -> App:
         tls_client_ca=(pki / "ca.pem") if mutual else None,
     )
     app = create_server(cfg)
-    app.server.start()
+    app.start()
     return app
 
 

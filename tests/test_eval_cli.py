@@ -65,7 +65,7 @@ def test_eval_through_a_live_server_matches_in_process(tiny: Path, tmp_path: Pat
     local = evaluate(inter, items, tmp_path / "a", seed=1, max_users=30, return_lists=True)
     snaps = Path(local["snapshot"]["path"]).parent
     app = create_server(ServerConfig(port=0, snapshot_dir=snaps, max_workers=2))
-    app.server.start()
+    app.start()
     try:
         remote = evaluate(
             inter,

@@ -247,3 +247,36 @@ def _stage_score_rows(scores: Scores, pos: NDArray[np.int64]) -> list[types_pb2.
             strict=True,
         )
     ]
+
+
+class InlineRankingService(pb_grpc.RankingServiceServicer):
+    """The ranking RPCs as coroutines that run `RankingService`'s handlers inline on the event
+    loop of the grpc.aio server.
+
+    Nothing inside awaits, so the loop runs one ranking RPC at a time from start to end: the
+    admission limit of `pipeline_concurrency = 1` without a thread hand-off, a semaphore wait
+    or GIL ping-pong between handler threads (the semaphore is still taken, never contended).
+    The admin plane stays sync and runs in the server's thread pool, so a blocking admin call
+    never holds up the loop.
+    """
+
+    def __init__(self, service: RankingService) -> None:
+        self.service = service
+
+    async def Rank(self, request: pb.RankRequest, context: Any) -> pb.RankResponse:
+        return self.service.Rank(request, context)
+
+    async def RetrieveCandidates(
+        self, request: pb.RetrieveCandidatesRequest, context: Any
+    ) -> pb.RetrieveCandidatesResponse:
+        return self.service.RetrieveCandidates(request, context)
+
+    async def ScoreCandidates(
+        self, request: pb.ScoreCandidatesRequest, context: Any
+    ) -> pb.ScoreCandidatesResponse:
+        return self.service.ScoreCandidates(request, context)
+
+    async def RerankCandidates(
+        self, request: pb.RerankCandidatesRequest, context: Any
+    ) -> pb.RerankCandidatesResponse:
+        return self.service.RerankCandidates(request, context)
