@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT))
 
 from server import _core  # noqa: E402
 from server._core import KeywordMatrix  # noqa: E402
-from server.index.sorted_sets import in_sorted  # noqa: E402
+from tests.retrieval_reference import reference_merge  # noqa: E402
 
 try:
     import sparse_dot_topn
@@ -181,30 +181,6 @@ def case(
 # ----------------------------------------------------------------------------- ranking kernels
 
 
-def numpy_merge(
-    parts: list[tuple[NDArray[Any], NDArray[np.float32], int, int]],
-    excluded: NDArray[np.int32],
-    num_candidates: int,
-) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.float32], list[int]]:
-    """The retrieval merge as numpy did it before ``merge_sources`` (tests/test_retrieval_merge.py
-    holds the same reference): per source drop the excluded ids and cut to the limit, then
-    unique / bitwise_or.at / maximum.at / argsort of the first positions."""
-    kept = []
-    for ids, scores, bit, limit in parts:
-        keep = ~in_sorted(ids, excluded)
-        kept.append((ids[keep][:limit], scores[keep][:limit], bit))
-    all_ids = np.concatenate([k[0] for k in kept]).astype(np.int64)
-    all_bits = np.concatenate([np.full(k[0].size, k[2], np.uint8) for k in kept])
-    all_scores = np.concatenate([k[1] for k in kept])
-    uniq, first, inv = np.unique(all_ids, return_index=True, return_inverse=True)
-    bits = np.zeros(uniq.size, np.uint8)
-    np.bitwise_or.at(bits, inv, all_bits)
-    best = np.full(uniq.size, -np.inf, np.float32)
-    np.maximum.at(best, inv, all_scores)
-    order = np.argsort(first, kind="stable")[:num_candidates]
-    return uniq[order].astype(np.int32), bits[order], best[order], [k[0].size for k in kept]
-
-
 def merge_case(rep: int) -> dict[str, Any]:
     """Six sources shaped like a stored user's request on the 1M snapshot: ANN 225 and keyword
     100 hits (overlapping), three pool heads of quota + 20 (the excluded count) ids."""
@@ -217,22 +193,24 @@ def merge_case(rep: int) -> dict[str, Any]:
         np.concatenate([excluded[:5], rng.choice(n_items, q + 15)]).astype(np.int32)
         for q in (50, 38, 38)
     ]
-    parts = [
-        (ann, rng.random(ann.size).astype(np.float32), 1, ann.size),
-        (kw, rng.random(kw.size).astype(np.float32), 16, kw.size),
-        (np.zeros(0, np.int64), np.zeros(0, np.float32), 32, 0),
+    # The reference takes (bit, ids, scores, limit); merge_sources (ids, scores, bit, limit).
+    ref_parts = [
+        (1, ann, rng.random(ann.size).astype(np.float32), ann.size),
+        (16, kw, rng.random(kw.size).astype(np.float32), kw.size),
+        (32, np.zeros(0, np.int64), np.zeros(0, np.float32), 0),
     ]
     for head, bit, quota in zip(pools, (2, 4, 8), (50, 38, 38), strict=True):
-        parts.append((head, rng.random(head.size).astype(np.float32), bit, quota))
+        ref_parts.append((bit, head, rng.random(head.size).astype(np.float32), quota))
+    parts = [(ids, scores, bit, limit) for bit, ids, scores, limit in ref_parts]
     n = 500
     got = _core.merge_sources(parts, excluded, n)
-    want = numpy_merge(parts, excluded, n)
+    want = reference_merge(ref_parts, excluded, n)
     agree = all(np.array_equal(a, b) for a, b in zip(got[:3], want[:3], strict=True))
     agree = agree and got[3].tolist() == want[3]
     ours = timeit(lambda: _core.merge_sources(parts, excluded, n), rep, 0.5)
     base = {
         "numpy in_sorted + unique/ufunc.at merge": timeit(
-            lambda: numpy_merge(parts, excluded, n), rep, 0.5
+            lambda: reference_merge(ref_parts, excluded, n), rep, 0.5
         )
     }
     return case("merge_6_sources_511_ids", ours, base, agree)
