@@ -224,20 +224,25 @@ def test_exposition_matches_the_prometheus_client_metrics(
     assert set(batched.registry._names_to_collectors) == set(ref.registry._names_to_collectors)
 
 
+def _one_group_report() -> FairnessReport:
+    """A page's report with one group, for tests that need any valid report."""
+    return FairnessReport(
+        policy=Policy.DEFAULT,
+        groups=[GroupExposure("established", 3, 0.7, 0.8, 0.75, 0.0)],
+        max_items_per_creator=1,
+        distinct_creators=3,
+        min_exposure_ratio=0.9,
+        dcg_retained=0.97,
+        constraints_satisfied=True,
+    )
+
+
 def test_created_series_follow_the_prometheus_client_switch() -> None:
     req = {
         "timings": {"retrieval": 120},
         "sources": {Source.ANN: 200},
         "degradations": [("ranking", "deadline")],
-        "report": FairnessReport(
-            policy=Policy.DEFAULT,
-            groups=[GroupExposure("established", 3, 0.7, 0.8, 0.75, 0.0)],
-            max_items_per_creator=1,
-            distinct_creators=3,
-            min_exposure_ratio=0.9,
-            dcg_retained=0.97,
-            constraints_satisfied=True,
-        ),
+        "report": _one_group_report(),
         "method": "Rank",
         "code": "OK",
         "seconds": 0.0012,
@@ -257,15 +262,7 @@ def test_created_series_follow_the_prometheus_client_switch() -> None:
 
 def test_concurrent_recording_loses_no_observation() -> None:
     m = Metrics()
-    report = FairnessReport(
-        policy=Policy.DEFAULT,
-        groups=[GroupExposure("established", 3, 0.7, 0.8, 0.75, 0.0)],
-        max_items_per_creator=1,
-        distinct_creators=3,
-        min_exposure_ratio=0.9,
-        dcg_retained=0.97,
-        constraints_satisfied=True,
-    )
+    report = _one_group_report()
     threads, per_thread = 4, 2000
 
     def work() -> None:
