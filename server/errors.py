@@ -18,6 +18,7 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from server.handler_cache import AsyncUnary, Unary, WrappedHandlers
+from server.logs import REQUEST_ID
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,15 @@ def _status_for(code: grpc.StatusCode, message: str, reason: str, meta: dict[str
     info = error_details_pb2.ErrorInfo(reason=reason, domain=ERROR_DOMAIN, metadata=meta)
     detail = any_pb2.Any()
     detail.Pack(info)
-    return rpc_status.to_status(
+    status = rpc_status.to_status(
         status_pb2.Status(code=getattr(code_pb2, code.name), message=message, details=[detail])
     )
+    # The status replaces the trailers the observability interceptor set: carry the request id
+    # over, so a failed call can be found in the server log like a successful one.
+    rid = REQUEST_ID.get()
+    if rid == "-":
+        return status
+    return status._replace(trailing_metadata=(*status.trailing_metadata, ("x-request-id", rid)))
 
 
 def _internal_status(method: str) -> Any:

@@ -80,6 +80,20 @@ def test_status_requires_token(admin_app: Any) -> None:
         assert status.ann_recall_at_100 > 0.9
 
 
+def test_admin_error_keeps_request_id(admin_app: Any) -> None:
+    """The admin plane's sync error path also carries the caller's request id back."""
+    app, _ = admin_app
+    ch, _, ops = _stubs(app)
+    with ch, pytest.raises(grpc.RpcError) as err:
+        ops.GetOperation(
+            ops_pb.GetOperationRequest(name="operations/none"),
+            metadata=(*AUTH, ("x-request-id", "adm-1")),
+            timeout=5,
+        )
+    assert err.value.code() == grpc.StatusCode.NOT_FOUND
+    assert ("x-request-id", "adm-1") in err.value.trailing_metadata()
+
+
 def test_rebuild_swaps_snapshot_and_rank_reports_it(admin_app: Any) -> None:
     app, data = admin_app
     old = app.store.current().version

@@ -13,6 +13,7 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import timestamp_pb2
+from grpc_status import rpc_status
 
 from server.api.reelrank.v1 import ranking_service_pb2 as pb
 from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
@@ -94,6 +95,20 @@ def test_request_id_is_echoed(stub: pb_grpc.RankingServiceStub) -> None:
     )
     assert resp.request_id == "req-123"
     assert ("x-request-id", "req-123") in call.trailing_metadata()
+
+
+def test_request_id_survives_an_error(stub: pb_grpc.RankingServiceStub) -> None:
+    """An error's status replaces the trailers; the request id must still be among them."""
+    with pytest.raises(grpc.RpcError) as err:
+        stub.Rank(
+            pb.RankRequest(user_id="x", num_results=100_000),
+            metadata=(("x-request-id", "req-err"),),
+            timeout=10,
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert ("x-request-id", "req-err") in err.value.trailing_metadata()
+    status = rpc_status.from_call(err.value)  # type: ignore[arg-type]
+    assert status is not None and status.details  # the ErrorInfo trailer is still there
 
 
 def test_generated_request_ids_are_unique(stub: pb_grpc.RankingServiceStub) -> None:
