@@ -102,6 +102,26 @@ def test_rerank_stage_reports_too(stub: pb_grpc.RankingServiceStub, app: App) ->
     assert r.fair_test_passed
 
 
+def _pages_recorded(app: App) -> float:
+    return sum(
+        s.value
+        for m in app.metrics.registry.collect()
+        if m.name == "reelrank_fairness_pages"
+        for s in m.samples
+        if s.name == "reelrank_fairness_pages_total"
+    )
+
+
+def test_rerank_stage_pages_reach_the_fairness_metrics(
+    stub: pb_grpc.RankingServiceStub, app: App
+) -> None:
+    snap = app.store.current()
+    items = [t.ScoredItem(item_id=i, score=1.0 - j / 100) for j, i in enumerate(snap.item_ids[:50])]
+    before = _pages_recorded(app)
+    stub.RerankCandidates(pb.RerankCandidatesRequest(items=items, num_results=10), timeout=10)
+    assert _pages_recorded(app) == before + 1
+
+
 @pytest.mark.parametrize(
     ("opts", "needle"),
     [

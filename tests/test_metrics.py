@@ -139,8 +139,8 @@ def reference_observe(m: ReferenceMetrics, req: dict[str, Any]) -> None:
 
 
 def observe_one_by_one(m: Metrics, req: dict[str, Any]) -> None:
-    """The same calls on the new Metrics: its per-call API (`child(...)`, `observe_fairness`),
-    which RankingService no longer uses (it calls `record_rank`) but other callers may."""
+    """The same calls on the new Metrics: its per-call API (`child(...)`, `observe_fairness`:
+    `RerankCandidates` records its pages with it; `Rank` calls `record_rank`)."""
     reference_observe(m, req)  # type: ignore[arg-type]
 
 

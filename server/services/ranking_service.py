@@ -217,6 +217,8 @@ class RankingService(pb_grpc.RankingServiceServicer):
         items = pipeline.resolve_items(snap, [it.item_id for it in request.items])
         scores = np.array([it.score for it in request.items], dtype=np.float32)
         page = pipeline.rerank_scores(snap, items, scores, n, params, self.exposure)
+        if self.metrics is not None:  # the fairness metrics aggregate every page served
+            self.metrics.observe_fairness(page.report)
         resp = pb.RerankCandidatesResponse(
             snapshot_version=snap.version, fairness_report=convert.report(page.report)
         )
