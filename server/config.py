@@ -199,26 +199,34 @@ def coerce_setting(key: str, value: Any, hint: Any) -> Any:
     raise ConfigError(f"{key}: this setting cannot be read from a file")
 
 
+def _policy(key: str, value: Any) -> Policy:
+    try:
+        return Policy(value)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not one of {[p.value for p in Policy]}") from None
+
+
 def _fairness(key: str, value: Any) -> FairnessParams:
     if not isinstance(value, dict):
         raise ConfigError(f"{key}: expected a table")
-    base = FairnessParams()
     hints = typing.get_type_hints(FairnessParams)
     out: dict[str, Any] = {}
     for k, v in value.items():
         if k not in hints:
             raise ConfigError(f"{key}.{k}: unknown setting; known: {sorted(hints)}")
         if k == "policy":
-            try:
-                out[k] = Policy(v)
-            except ValueError:
-                raise ConfigError(
-                    f"{key}.policy: {v!r} is not one of {[p.value for p in Policy]}"
-                ) from None
+            out[k] = _policy(f"{key}.policy", v)
         elif typing.get_origin(hints[k]) is tuple:
             if not isinstance(v, list):
                 raise ConfigError(f"{key}.{k}: expected a list")
-            out[k] = tuple(v)
+            out[k] = tuple(_policy(f"{key}.{k}", p) for p in v) if k == "policies" else tuple(v)
         else:
             out[k] = coerce_setting(f"{key}.{k}", v, hints[k])
-    return dataclasses.replace(base, **out)
+    try:
+        return dataclasses.replace(FairnessParams(), **out)
+    except (TypeError, ValueError) as exc:
+        # Only group_targets can still fail here: FairnessParams makes its (group, share) pairs.
+        got = value.get("group_targets")
+        raise ConfigError(
+            f"{key}.group_targets: expected [[group, share], ...], got {got!r} ({exc})"
+        ) from None

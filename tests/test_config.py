@@ -44,6 +44,8 @@ def test_file_then_env(tmp_path: Path) -> None:
         ("port = \n", "not valid TOML"),
         ('reuse_port = "false"\n', "reuse_port: expected true or false, got 'false'"),
         ('sources = {daily = {items = "/it.csv"}}\n', 'sources: expected {"name": {"interactions"'),
+        ('[fairness]\npolicies = ["fastest"]\n', "fairness.policies: 'fastest' is not one of"),
+        ("[fairness]\ngroup_targets = [1]\n", "fairness.group_targets: expected [[group, share]"),
     ],
 )
 def test_bad_files_name_the_problem(tmp_path: Path, text: str, needle: str) -> None:
