@@ -1,21 +1,32 @@
-"""Server configuration: defaults, overridden by environment variables, then by flags."""
+"""Server configuration: defaults, overridden by environment variables, then by flags.
+
+`coerce_setting` is the one reader of a setting's value for its field type, shared by the
+environment (`ServerConfig.from_env`, text first turned into the TOML value it stands for) and
+config files (`server/config_file.py`)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import types
 import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from server.pipeline.types import FairnessParams
+from server.pipeline.types import FairnessParams, Policy
 
 MAX_RESULTS = 1000
 MAX_CANDIDATES = 10_000
 MAX_EVENTS = 1000
 MAX_EXCLUDED = 10_000
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used: the message names it (config file key or environment
+    variable) and says what was expected."""
 
 
 @dataclass(frozen=True)
@@ -24,20 +35,6 @@ class DataSource:
 
     interactions: Path
     items: Path
-
-
-def parse_sources(raw: str) -> dict[str, DataSource]:
-    """`{"name": {"interactions": PATH, "items": PATH}}` JSON into `DataSource`s."""
-    try:
-        data = json.loads(raw)
-        return {
-            str(name): DataSource(Path(v["interactions"]), Path(v["items"]))
-            for name, v in data.items()
-        }
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ValueError(
-            f'sources must be JSON {{"name": {{"interactions": PATH, "items": PATH}}}}: {exc}'
-        ) from exc
 
 
 @dataclass
@@ -86,16 +83,16 @@ class ServerConfig:
     def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
         """Defaults overridden by `REELRANK_*` variables (the `ENV_VARS` table; documented in
         docs/OPERATIONS.md). An empty value resets an optional setting to None and leaves any
-        other setting at its default."""
+        other setting at its default. A value that does not fit its setting is a `ConfigError`
+        naming the variable."""
         e = os.environ if env is None else env
         cfg = cls()
         hints = typing.get_type_hints(cls)
         for var, name in ENV_VARS.items():
-            if var in e:
-                try:
-                    _set_from_text(cfg, name, hints[name], e[var])
-                except ValueError as exc:
-                    raise ValueError(f"{var}={e[var]!r}: {exc}") from exc
+            raw, hint = e.get(var), hints[name]
+            if raw is None or (raw == "" and not _optional(hint)[1]):
+                continue  # unset, or empty for a setting that cannot be None: the default
+            setattr(cfg, name, coerce_setting(var, _from_text(var, raw, hint), hint))
         return cfg
 
 
@@ -120,21 +117,116 @@ ENV_VARS = {
 }
 
 
-def _set_from_text(cfg: ServerConfig, name: str, hint: Any, raw: str) -> None:
-    optional = type(None) in typing.get_args(hint)
+def _optional(hint: Any) -> tuple[Any, bool]:
+    """`(T, True)` for `T | None`, else `(hint, False)`."""
+    args = typing.get_args(hint)
+    if typing.get_origin(hint) in (typing.Union, types.UnionType) and type(None) in args:
+        return next(a for a in args if a is not type(None)), True
+    return hint, False
+
+
+def _from_text(var: str, raw: str, hint: Any) -> Any:
+    """An environment variable's text as the TOML value it stands for, for `coerce_setting`:
+    "" is None, numbers and `true`/`false` parsed, a path list split on `os.pathsep` (empty
+    parts dropped), `sources` decoded from JSON. Text that is not the number or bool wanted is
+    passed on unchanged, so `coerce_setting` rejects it with the type it expected."""
     if not raw:
-        if optional:
-            setattr(cfg, name, None)
-        return
-    if optional:
-        hint = next(a for a in typing.get_args(hint) if a is not type(None))
-    value: Any
+        return None
+    hint = _optional(hint)[0]
+    if typing.get_origin(hint) is tuple:
+        return [p for p in raw.split(os.pathsep) if p]
+    if typing.get_origin(hint) is dict:
+        try:
+            return json.loads(raw)
+        except ValueError as exc:
+            raise ConfigError(f"{var}: expected JSON, got {raw!r} ({exc})") from None
+    try:
+        if hint is bool:
+            return {"true": True, "false": False}[raw]
+        if hint is int:
+            return int(raw)
+        if hint is float:
+            return float(raw)
+    except (KeyError, ValueError):
+        pass
+    return raw
+
+
+def coerce_setting(key: str, value: Any, hint: Any) -> Any:
+    """`value` as a TOML file gives it (or an environment variable's text after `_from_text`)
+    made into the type `hint` of a `ServerConfig` field; a `ConfigError` naming `key` if it does
+    not fit. The one place that knows how each field type is read."""
+    hint, optional = _optional(hint)
+    if optional and value is None:
+        return None
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
     if hint is Path:
-        value = Path(raw)
-    elif typing.get_origin(hint) is tuple:
-        value = tuple(Path(p) for p in raw.split(os.pathsep) if p)
-    elif typing.get_origin(hint) is dict:
-        value = parse_sources(raw)
-    else:
-        value = hint(raw)
-    setattr(cfg, name, value)
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a path string, got {value!r}")
+        return Path(value)
+    if origin is tuple and args and args[0] is Path:
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of path strings, got {value!r}")
+        return tuple(Path(v) for v in value)
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+        return value
+    if hint is int:
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if hint is float:
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if hint is FairnessParams:
+        return _fairness(key, value)
+    if origin is dict and args == (str, DataSource):
+        paths = ("interactions", "items")
+        if not isinstance(value, dict) or not all(
+            isinstance(v, dict) and all(isinstance(v.get(p), str) for p in paths)
+            for v in value.values()
+        ):
+            shape = '{"name": {"interactions": PATH, "items": PATH}}'
+            raise ConfigError(f"{key}: expected {shape}, got {value!r}")
+        return {n: DataSource(Path(v["interactions"]), Path(v["items"])) for n, v in value.items()}
+    raise ConfigError(f"{key}: this setting cannot be read from a file")
+
+
+def _policy(key: str, value: Any) -> Policy:
+    try:
+        return Policy(value)
+    except ValueError:
+        raise ConfigError(f"{key}: {value!r} is not one of {[p.value for p in Policy]}") from None
+
+
+def _fairness(key: str, value: Any) -> FairnessParams:
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a table")
+    hints = typing.get_type_hints(FairnessParams)
+    out: dict[str, Any] = {}
+    for k, v in value.items():
+        if k not in hints:
+            raise ConfigError(f"{key}.{k}: unknown setting; known: {sorted(hints)}")
+        if k == "policy":
+            out[k] = _policy(f"{key}.policy", v)
+        elif typing.get_origin(hints[k]) is tuple:
+            if not isinstance(v, list):
+                raise ConfigError(f"{key}.{k}: expected a list")
+            out[k] = tuple(_policy(f"{key}.{k}", p) for p in v) if k == "policies" else tuple(v)
+        else:
+            out[k] = coerce_setting(f"{key}.{k}", v, hints[k])
+    try:
+        return dataclasses.replace(FairnessParams(), **out)
+    except (TypeError, ValueError) as exc:
+        # Only group_targets can still fail here: FairnessParams makes its (group, share) pairs.
+        got = value.get("group_targets")
+        raise ConfigError(
+            f"{key}.group_targets: expected [[group, share], ...], got {got!r} ({exc})"
+        ) from None
