@@ -80,13 +80,15 @@ class ServerConfig:
     verify_checksums: bool = True
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str] | None = None) -> ServerConfig:
-        """Defaults overridden by `REELRANK_*` variables (the `ENV_VARS` table; documented in
-        docs/OPERATIONS.md). An empty value resets an optional setting to None and leaves any
-        other setting at its default. A value that does not fit its setting is a `ConfigError`
-        naming the variable."""
+    def from_env(
+        cls, env: Mapping[str, str] | None = None, base: ServerConfig | None = None
+    ) -> ServerConfig:
+        """`base` (the defaults when None; a config file's settings) overridden by `REELRANK_*`
+        variables (the `ENV_VARS` table; documented in docs/OPERATIONS.md). An empty value
+        resets an optional setting to None and leaves any other setting as it was. A value that
+        does not fit its setting is a `ConfigError` naming the variable."""
         e = os.environ if env is None else env
-        cfg = cls()
+        cfg = cls() if base is None else dataclasses.replace(base)
         hints = typing.get_type_hints(cls)
         for var, name in ENV_VARS.items():
             raw, hint = e.get(var), hints[name]

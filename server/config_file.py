@@ -7,7 +7,6 @@ the wrong type is an error naming the key, so a typo never silently falls back t
 
 from __future__ import annotations
 
-import dataclasses
 import tomllib
 import typing
 from pathlib import Path
@@ -39,12 +38,5 @@ def from_file(path: Path) -> ServerConfig:
 
 def load(path: Path | None, env: dict[str, str] | None = None) -> ServerConfig:
     """Defaults, then the file (if any), then the environment."""
-    if path is None:
-        return ServerConfig.from_env(env)
-    cfg = from_file(path)
-    with_env = ServerConfig.from_env(env)
-    defaults = ServerConfig()
-    for f in dataclasses.fields(ServerConfig):
-        if getattr(with_env, f.name) != getattr(defaults, f.name):
-            setattr(cfg, f.name, getattr(with_env, f.name))
-    return cfg
+    # Every variable that is set wins over the file, even one equal to the default.
+    return ServerConfig.from_env(env, base=None if path is None else from_file(path))

@@ -34,6 +34,16 @@ def test_file_then_env(tmp_path: Path) -> None:
     assert load(None, {}).port == 50051
 
 
+def test_env_equal_to_a_default_still_beats_the_file(tmp_path: Path) -> None:
+    f = tmp_path / "reelrank.toml"
+    f.write_text('port = 6000\ntls_cert = "/etc/cert.pem"\ntls_key = "/etc/key.pem"\n')
+    assert load(f, {}).port == 6000
+    cfg = load(f, {"REELRANK_PORT": str(ServerConfig().port), "REELRANK_TLS_CERT": ""})
+    assert cfg.port == ServerConfig().port
+    assert cfg.tls_cert is None  # an empty value clears an optional setting the file set
+    assert cfg.tls_key == Path("/etc/key.pem")
+
+
 @pytest.mark.parametrize(
     ("text", "needle"),
     [
