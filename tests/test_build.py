@@ -6,6 +6,7 @@ import csv
 import json
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -205,6 +206,43 @@ def test_large_catalogues_use_svd_and_reuse_the_validation_fit(
     assert m["blend_fit"]["models_refit"] is False
     snap = open_snapshot(Path(m["path"]))
     assert snap.item_emb.shape[1] == 16
+
+
+@pytest.mark.parametrize(
+    ("blend_weights", "precompute_keyword", "builds"),
+    [(None, 150, 1), (None, 0, 1), ({"embedding": 1.0}, 150, 1), ({"embedding": 1.0}, 0, 0)],
+)
+def test_item_keyword_matrix_is_built_at_most_once(
+    demo_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    blend_weights: dict[str, float] | None,
+    precompute_keyword: int,
+    builds: int,
+) -> None:
+    """Blend validation and the per-user keyword lists share one `KeywordMatrix` of the items'
+    TF-IDF rows; a build that needs neither makes none."""
+    shapes: list[tuple[int, int]] = []
+
+    def from_csr(indptr: Any, indices: Any, data: Any, n_terms: int) -> _core.KeywordMatrix:
+        shapes.append((len(indptr) - 1, n_terms))
+        return _core.KeywordMatrix.from_csr(indptr, indices, data, n_terms)
+
+    counting = SimpleNamespace(from_csr=from_csr, write_derived=_core.KeywordMatrix.write_derived)
+    monkeypatch.setattr(builder, "_core", SimpleNamespace(KeywordMatrix=counting))
+    cfg = builder.BuildConfig(
+        ease_max_items=100,
+        blend_val_users=100,
+        embedding_dim=16,
+        blend_weights=blend_weights,
+        precompute_keyword=precompute_keyword,
+    )
+    m = builder.build_snapshot(demo_dir / "interactions.csv", demo_dir / "items.csv", tmp_path, cfg)
+    n_items, n_terms = m["counts"]["items"], m["counts"]["terms"]
+    assert n_terms != n_items  # else the ItemKNN matrix (items x items) would count too
+    assert m["blend_fit"]["fitted"] is (blend_weights is None)
+    assert ("keyword" in m["user_candidates"]) is (precompute_keyword > 0)
+    assert shapes.count((n_items, n_terms)) == builds
 
 
 def test_event_weights_are_configurable(tmp_path: Path) -> None:
