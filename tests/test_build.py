@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 from types import SimpleNamespace
@@ -335,3 +336,49 @@ def test_corrupt_precomputed_array_is_rejected(built: dict[str, Any], tmp_path: 
     # without checksums the core's own comparison with the CSR rows catches it
     with pytest.raises(snapshot.SnapshotError, match=r"kw_packed_words\.npy.*does not match"):
         open_snapshot(d, verify_checksums=False)
+
+
+def _corrupt_seen(d: Path, kind: str) -> str:
+    """Break the seen list of the first user with at least 3 items; returns that user's id."""
+    indptr, items = np.load(d / "useen_indptr.npy"), np.load(d / "useen_items.npy")
+    u = int(np.flatnonzero(np.diff(indptr) >= 3)[0])
+    a, b = int(indptr[u]), int(indptr[u + 1])
+    if kind == "unsorted":
+        items[a], items[a + 1] = items[a + 1], items[a]
+    elif kind == "repeated":
+        items[a + 1] = items[a]
+    elif kind == "too large":
+        items[b - 1] = len((d / "item_ids.txt").read_text().splitlines())
+    elif kind == "negative":
+        items[a] = -1
+    elif kind == "offsets":
+        indptr[u + 1] = indptr[u + 2] + 1
+    # Same dtype and length: the files keep their size, only the checksums change.
+    np.save(d / "useen_items.npy", items)
+    np.save(d / "useen_indptr.npy", indptr)
+    return (d / "user_ids.txt").read_text().splitlines()[u]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("unsorted", r"useen_items\.npy: the row of user '{user}' .* not strictly increasing"),
+        ("repeated", r"useen_items\.npy: the row of user '{user}' .* not strictly increasing"),
+        ("too large", r"useen_items\.npy: item ids outside \[0, {n_items}\)"),
+        ("negative", r"useen_items\.npy: item ids outside \[0, {n_items}\)"),
+        ("offsets", r"useen_indptr\.npy: offsets must not decrease"),
+    ],
+    ids=["unsorted", "repeated", "too-large", "negative", "offsets"],
+)
+def test_snapshot_with_bad_seen_lists_is_refused(
+    built: dict[str, Any], tmp_path: Path, kind: str, message: str
+) -> None:
+    """Requests use a stored user's seen row as is: open_snapshot checks every row once."""
+    d = tmp_path / built["version"]
+    shutil.copytree(built["path"], d)
+    open_snapshot(d)
+    user = _corrupt_seen(d, kind)
+    match = message.format(user=re.escape(user), n_items=built["counts"]["items"])
+    with pytest.raises(snapshot.SnapshotError, match=match) as err:
+        open_snapshot(d, verify_checksums=False)
+    assert "rebuild the snapshot" in str(err.value)
