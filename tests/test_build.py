@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -207,6 +209,43 @@ def test_large_catalogues_use_svd_and_reuse_the_validation_fit(
     assert snap.item_emb.shape[1] == 16
 
 
+@pytest.mark.parametrize(
+    ("blend_weights", "precompute_keyword", "builds"),
+    [(None, 150, 1), (None, 0, 1), ({"embedding": 1.0}, 150, 1), ({"embedding": 1.0}, 0, 0)],
+)
+def test_item_keyword_matrix_is_built_at_most_once(
+    demo_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    blend_weights: dict[str, float] | None,
+    precompute_keyword: int,
+    builds: int,
+) -> None:
+    """Blend validation and the per-user keyword lists share one `KeywordMatrix` of the items'
+    TF-IDF rows; a build that needs neither makes none."""
+    shapes: list[tuple[int, int]] = []
+
+    def from_csr(indptr: Any, indices: Any, data: Any, n_terms: int) -> _core.KeywordMatrix:
+        shapes.append((len(indptr) - 1, n_terms))
+        return _core.KeywordMatrix.from_csr(indptr, indices, data, n_terms)
+
+    counting = SimpleNamespace(from_csr=from_csr, write_derived=_core.KeywordMatrix.write_derived)
+    monkeypatch.setattr(builder, "_core", SimpleNamespace(KeywordMatrix=counting))
+    cfg = builder.BuildConfig(
+        ease_max_items=100,
+        blend_val_users=100,
+        embedding_dim=16,
+        blend_weights=blend_weights,
+        precompute_keyword=precompute_keyword,
+    )
+    m = builder.build_snapshot(demo_dir / "interactions.csv", demo_dir / "items.csv", tmp_path, cfg)
+    n_items, n_terms = m["counts"]["items"], m["counts"]["terms"]
+    assert n_terms != n_items  # else the ItemKNN matrix (items x items) would count too
+    assert m["blend_fit"]["fitted"] is (blend_weights is None)
+    assert ("keyword" in m["user_candidates"]) is (precompute_keyword > 0)
+    assert shapes.count((n_items, n_terms)) == builds
+
+
 def test_event_weights_are_configurable(tmp_path: Path) -> None:
     (tmp_path / "items.csv").write_text(ITEMS_CSV, encoding="utf-8")
     rows = "user_id,item_id,event,timestamp\n"
@@ -297,3 +336,49 @@ def test_corrupt_precomputed_array_is_rejected(built: dict[str, Any], tmp_path: 
     # without checksums the core's own comparison with the CSR rows catches it
     with pytest.raises(snapshot.SnapshotError, match=r"kw_packed_words\.npy.*does not match"):
         open_snapshot(d, verify_checksums=False)
+
+
+def _corrupt_seen(d: Path, kind: str) -> str:
+    """Break the seen list of the first user with at least 3 items; returns that user's id."""
+    indptr, items = np.load(d / "useen_indptr.npy"), np.load(d / "useen_items.npy")
+    u = int(np.flatnonzero(np.diff(indptr) >= 3)[0])
+    a, b = int(indptr[u]), int(indptr[u + 1])
+    if kind == "unsorted":
+        items[a], items[a + 1] = items[a + 1], items[a]
+    elif kind == "repeated":
+        items[a + 1] = items[a]
+    elif kind == "too large":
+        items[b - 1] = len((d / "item_ids.txt").read_text().splitlines())
+    elif kind == "negative":
+        items[a] = -1
+    elif kind == "offsets":
+        indptr[u + 1] = indptr[u + 2] + 1
+    # Same dtype and length: the files keep their size, only the checksums change.
+    np.save(d / "useen_items.npy", items)
+    np.save(d / "useen_indptr.npy", indptr)
+    return (d / "user_ids.txt").read_text().splitlines()[u]
+
+
+@pytest.mark.parametrize(
+    ("kind", "message"),
+    [
+        ("unsorted", r"useen_items\.npy: the row of user '{user}' .* not strictly increasing"),
+        ("repeated", r"useen_items\.npy: the row of user '{user}' .* not strictly increasing"),
+        ("too large", r"useen_items\.npy: item ids outside \[0, {n_items}\)"),
+        ("negative", r"useen_items\.npy: item ids outside \[0, {n_items}\)"),
+        ("offsets", r"useen_indptr\.npy: offsets must not decrease"),
+    ],
+    ids=["unsorted", "repeated", "too-large", "negative", "offsets"],
+)
+def test_snapshot_with_bad_seen_lists_is_refused(
+    built: dict[str, Any], tmp_path: Path, kind: str, message: str
+) -> None:
+    """Requests use a stored user's seen row as is: open_snapshot checks every row once."""
+    d = tmp_path / built["version"]
+    shutil.copytree(built["path"], d)
+    open_snapshot(d)
+    user = _corrupt_seen(d, kind)
+    match = message.format(user=re.escape(user), n_items=built["counts"]["items"])
+    with pytest.raises(snapshot.SnapshotError, match=match) as err:
+        open_snapshot(d, verify_checksums=False)
+    assert "rebuild the snapshot" in str(err.value)

@@ -9,6 +9,7 @@ snapshot directory through `snapshot.writing`, so a failure at any point publish
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -197,11 +198,19 @@ def _fit_ease_lambda(
     return float(best), scores
 
 
+def _keyword_matrix(kw: sp.csr_matrix) -> _core.KeywordMatrix:
+    """The items' TF-IDF rows as the core's scoring structure (CSR copy, postings, tiles)."""
+    return _core.KeywordMatrix.from_csr(
+        kw.indptr.astype(np.int64), kw.indices.astype(np.int32), kw.data, kw.shape[1]
+    )
+
+
 def _fit_blend(
     signed: sp.csr_matrix,
     popw: sp.csr_matrix,
     seen: sp.csr_matrix,
     kw: sp.csr_matrix,
+    keywords: Callable[[], _core.KeywordMatrix],
     freshness: NDArray[np.float32],
     cfg: BuildConfig,
     timings: dict[str, float],
@@ -263,7 +272,7 @@ def _fit_blend(
     del train_signed
     val_pop = np.asarray(without(popw).sum(axis=0), dtype=np.float64).ravel()
     val = _validation_features(
-        fit, val_profiles, val_pop, kw, freshness, without(seen), hold, users, cfg
+        fit, val_profiles, val_pop, keywords(), freshness, without(seen), hold, users, cfg
     )
     weights, report = blend.fit_weights(val)
     timings["val_fit"] = round(time.perf_counter() - t, 3)
@@ -285,7 +294,7 @@ def _validation_features(
     models: _Collab,
     profiles: sp.csr_matrix,
     popularity: NDArray[np.float64],
-    kw: sp.csr_matrix,
+    kwm: _core.KeywordMatrix,
     freshness: NDArray[np.float32],
     seen: sp.csr_matrix,
     hold: sp.csr_matrix,
@@ -293,14 +302,11 @@ def _validation_features(
     cfg: BuildConfig,
 ) -> blend.ValidationSet:
     """Features of each validation user's candidates, computed as `ranking.score` does."""
-    n_items = kw.shape[0]
+    n_items = kwm.n_items
     f = models.factors
     emb_scale = float(np.linalg.norm(f.items, axis=1).max(initial=0.0)) or 1.0
     pop_norm = _pop_norm(popularity)
     popular = np.lexsort((np.arange(n_items), -popularity))[: cfg.pool_size]
-    kwm = _core.KeywordMatrix.from_csr(
-        kw.indptr.astype(np.int64), kw.indices.astype(np.int32), kw.data, kw.shape[1]
-    )
     knn = models.knn
     knnm = _core.KeywordMatrix.from_csr(
         knn.indptr.astype(np.int64), knn.indices.astype(np.int32), knn.data, n_items
@@ -437,8 +443,6 @@ def _build(
     _stage(progress, "keywords", 10)
     feats = text.build_tfidf(list(items.keywords), list(items.title))
     kw = feats.matrix
-    post = kw.tocsc()
-    post.sort_indices()
     t = timed("tfidf", t)
 
     publish = np.asarray(items.publish_ts, dtype=np.int64)
@@ -446,9 +450,17 @@ def _build(
     freshness = np.exp(-age_days / cfg.freshness_days).astype(np.float32)
 
     _stage(progress, "validation", 20)
+    # Blend validation and the per-user keyword lists both score against the items' keyword
+    # rows: one `KeywordMatrix` (~2 s to make at 1M items), made at first use and dropped after
+    # the last.
+    keywords = functools.cache(lambda: _keyword_matrix(kw))
     blend_weights, blend_report, fit, ease_lambda = _fit_blend(
-        signed, popw, seen, kw, freshness, cfg, timings
+        signed, popw, seen, kw, keywords, freshness, cfg, timings
     )
+    if cfg.precompute_keyword == 0:
+        keywords.cache_clear()
+    popularity = np.asarray(popw.sum(axis=0), dtype=np.float64).ravel()
+    del popw
     t = time.perf_counter()
 
     _stage(progress, "profiles", 40)
@@ -459,9 +471,22 @@ def _build(
     if fit is None:
         fit = _fit_collab(signed, cfg, timings, ease_lambda=ease_lambda)
     emb, knn = fit.factors, fit.knn
-    popularity = np.asarray(popw.sum(axis=0), dtype=np.float64).ravel()
-    del fit
+    positive_pairs = int(np.count_nonzero(signed.data > 0))
+    del fit, signed
     t = time.perf_counter()
+
+    # The keyword lists come before the ANN stage so that the matrix is gone during its recall
+    # check (200 queries x all items, several float32 copies: 0.8 GB each at 1M items). The
+    # lists that stay are smaller than what is no longer held there: `popw`, `signed` and the
+    # postings (now made at write time).
+    _stage(progress, "keyword candidates", 50)
+    ucand: dict[str, user_candidates.Csr] = {}
+    if cfg.precompute_keyword > 0:
+        ucand["keyword"] = user_candidates.keyword_lists(
+            keywords(), profiles, seen, cfg.precompute_keyword
+        )
+        keywords.cache_clear()
+        t = timed("user_candidates_keyword", t)
 
     _stage(progress, "ann", 60)
     index = ann.build_ann(emb.items, exact_threshold=cfg.ann_exact_threshold, seed=cfg.seed)
@@ -473,16 +498,6 @@ def _build(
     t = timed("ann", t)
 
     _stage(progress, "user candidates", 70)
-    ucand: dict[str, user_candidates.Csr] = {}
-    if cfg.precompute_keyword > 0:
-        kwm = _core.KeywordMatrix.from_csr(
-            kw.indptr.astype(np.int64), kw.indices.astype(np.int32), kw.data, kw.shape[1]
-        )
-        ucand["keyword"] = user_candidates.keyword_lists(
-            kwm, profiles, seen, cfg.precompute_keyword
-        )
-        del kwm
-        t = timed("user_candidates_keyword", t)
     if cfg.precompute_ann > 0:
         ucand["ann"] = user_candidates.ann_lists(index, emb.users, seen, cfg.precompute_ann)
         t = timed("user_candidates_ann", t)
@@ -521,6 +536,8 @@ def _build(
         out.array("kw_indptr", kw.indptr.astype(np.int64))
         out.array("kw_indices", kw.indices.astype(np.int32))
         out.array("kw_data", kw.data.astype(np.float32))
+        post = kw.tocsc()
+        post.sort_indices()
         out.array("kw_post_indptr", post.indptr.astype(np.int64))
         out.array("kw_post_items", post.indices.astype(np.int32))
         out.array("kw_post_weights", post.data.astype(np.float32))
@@ -570,7 +587,7 @@ def _build(
                 "creators": len(creator_names),
                 "terms": len(feats.vocabulary),
                 "keyword_nnz": int(kw.nnz),
-                "positive_pairs": int(np.count_nonzero(signed.data > 0)),
+                "positive_pairs": positive_pairs,
             },
             "rejected_rows": dict(inter.rejected),
             "inputs": {

@@ -88,9 +88,8 @@ def build_user_state(
             q_terms, q_weights, r_terms, RECENT_KEYWORD_BOOST * r_weights
         )
 
+    # Sorted and distinct: open_snapshot refuses a snapshot whose rows are not (_check_seen).
     seen = snap.user_seen(u) if u is not None else np.zeros(0, np.int32)
-    if seen.size > 1 and not bool(np.all(seen[1:] > seen[:-1])):
-        seen = np.unique(seen)  # the build writes rows sorted; never trust a file blindly
     ex = [snap.item_index.get(i) for i in exclude_ids]
     excluded = _sorted_union(seen, recent, np.array([i for i in ex if i is not None], np.int32))
     # ItemKNN query: the stored history (as the build's blend fit saw it) plus positive events.
