@@ -15,7 +15,7 @@ randomised, with or without a creator cap, whose mean DCG retained is ``>= tau``
 Why: ``f`` is the support function of the permutahedron ``P(w)`` (rearrangement inequality), so
 ``f(x) >= <v, x> / S`` for every ``v`` in ``P(w)``; for ``x >= 0`` it suffices that every sum of
 the ``k`` largest entries of ``v`` is at most that of ``w`` (Abel summation), which a constant
-shift of any ``v`` ensures (`_valid`). Then for any ``lambda >= 0`` and feasible ``z``::
+shift of any ``v`` ensures (`_Pages.valid`). Then for any ``lambda >= 0`` and feasible ``z``::
 
     G(z) >= <v, x(z)> / S - lambda * (D(z) - tau) - (n + 1) / n
          >= sum_u min_page sum_p d_p (v_c(i_p) / S - lambda * g_i_p / (N I_u))
