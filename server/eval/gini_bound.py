@@ -44,6 +44,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
+from server.eval.metrics import gini
+
 F64 = NDArray[np.float64]
 I64 = NDArray[np.int64]
 
@@ -68,15 +70,6 @@ class GiniBound:
     price: float
     #: Frank-Wolfe iterations run.
     iterations: int
-
-
-def creator_gini(exposure: ArrayLike) -> float:
-    """Gini of non-negative exposures, ``2 sum_k k x_(k) / (n S) - (n + 1) / n`` (0 if S = 0)."""
-    x = np.sort(np.asarray(exposure, np.float64))
-    n, total = x.size, float(x.sum())
-    if n == 0 or total <= 0:
-        return 0.0
-    return float(2.0 * (np.arange(1, n + 1) * x).sum() / (n * total) - (n + 1) / n)
 
 
 class _Pages:
@@ -365,7 +358,7 @@ def gini_bound(
     full = _Sub(pages.prices(np.zeros(pages.n)), pages.gain, pages.creator)
     start = _best_pages(pages, full, 1.0)
     x, d = start.x, start.d
-    achievable, at_d = creator_gini(x), d
+    achievable, at_d = gini(x), d
     best, best_lam = 0.0, 0.0  # a Gini is >= 0: the trivial bound
     lam, step, mu = 1.0, 1.02, 1.0
     it = 0
@@ -382,7 +375,7 @@ def gini_bound(
             lam = lam_b
         t = _line_search(pages, x, s.x, mu)
         x, d = (1 - t) * x + t * s.x, (1 - t) * d + t * s.d
-        g = creator_gini(x)
+        g = gini(x)
         if g < achievable:
             achievable, at_d = g, d
         if achievable - best <= tol:
