@@ -1,4 +1,5 @@
-"""Server configuration: defaults, overridden by environment variables, then by flags.
+"""Server configuration: defaults, then a config file (`server/config_file.py`), then environment
+variables, then flags, each overriding the one before.
 
 `coerce_setting` is the one reader of a setting's value for its field type, shared by the
 environment (`ServerConfig.from_env`, text first turned into the TOML value it stands for) and
