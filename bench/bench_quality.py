@@ -293,8 +293,9 @@ def _markdown(r: dict[str, Any]) -> None:
         f"(`Rank`, each policy): pages identical to in-process: "
         f"{g['identical_pages']}; NDCG@10 over gRPC "
         f"{g['methods']['reelrank']['ndcg@10']:.4f}. (The default composition includes "
-        "amortised exposure, whose tracker lives in the server and depends on the requests "
-        "served before, so its gRPC pages differ from in-process calls without a tracker.)",
+        "amortised exposure: the server's one exposure tracker counts the pages of every "
+        "policy it served, while each in-process variant keeps a tracker of its own, so the "
+        "default's gRPC pages differ slightly.)",
         "",
         f"Seed-0 snapshot: collaborative model {w['collaborative']}, blend weights fitted on a "
         f"validation split {w['blend_weights']} (validation NDCG@10 "

@@ -285,8 +285,9 @@ def build_parser() -> argparse.ArgumentParser:
         "leave-last-out by time), build a snapshot from the training part (or query a live "
         "server with --target), rank every test user through Rank with fairness off, the "
         "creator cap, and the server default, and print precision, recall, NDCG, MAP and hit "
-        "rate at 10 and 20, catalogue coverage and creator-exposure Gini next to most-popular "
-        "and ItemKNN baselines computed on the same split (server.eval).",
+        "rate at 10 and 20, catalogue coverage, creator-exposure Gini and each fairness group's "
+        "exposure share next to most-popular and ItemKNN baselines computed on the same split "
+        "(server.eval).",
     )
     p.add_argument("--interactions", type=Path, required=True, metavar="F", help="interactions")
     p.add_argument("--items", type=Path, required=True, metavar="F", help="items table")
@@ -320,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
         default=500,
         metavar="K",
         help="candidates per request (default: %(default)s)",
+    )
+    p.add_argument(
+        "--fairness-ablation",
+        action="store_true",
+        help="also rank with the default fairness composition without each of its policies "
+        "and with each optional one (in-process only), to show what each policy costs and buys",
     )
     p.add_argument("--json", action="store_true", help="print the full result as JSON")
     p.set_defaults(func=_cmd_eval)
@@ -822,6 +829,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
             target=args.target,
             num_candidates=args.candidates,
             max_users=args.max_users,
+            fairness_ablation=args.fairness_ablation,
         )
     except ValueError as exc:
         raise _Failure(str(exc)) from exc
@@ -834,9 +842,21 @@ def _cmd_eval(args: argparse.Namespace) -> int:
         f"split {result['split']} seed {result['seed']}: {result['users']} test users, "
         f"served by {result['served_by']}"
     )
-    print(f"{'method':<26}" + "".join(f"{c:>16}" for c in cols))
+    width = max(26, *(len(n) + 2 for n in result["methods"]))
+    print(f"{'method':<{width}}" + "".join(f"{c:>16}" for c in cols))
     for name, m in result["methods"].items():
-        print(f"{name:<26}" + "".join(f"{m[c]:>16.4f}" for c in cols))
+        print(f"{name:<{width}}" + "".join(f"{m[c]:>16.4f}" for c in cols))
+    # The price of fairness: position-discounted exposure share of each group in the top 10
+    # (target: its catalogue share) beside NDCG@10 against fairness off.
+    shares = result["group_catalogue_share"]
+    base = result["methods"].get("reelrank", {}).get("ndcg@10")
+    print(f"\n{'top-10 exposure share':<{width}}" + "".join(f"{g:>16}" for g in shares)
+          + f"{'NDCG@10 change':>16}")  # fmt: skip
+    print(f"{'(catalogue share)':<{width}}" + "".join(f"{v:>16.4f}" for v in shares.values()))
+    for name, m in result["methods"].items():
+        change = f"{m['ndcg@10'] / base - 1:>+16.1%}" if base else f"{'-':>16}"
+        row = "".join(f"{m[f'exposure_share@10:{g}']:>16.4f}" for g in shares)
+        print(f"{name:<{width}}{row}{change}")
     return EXIT_OK
 
 

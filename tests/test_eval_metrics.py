@@ -59,6 +59,24 @@ def test_coverage_and_gini_by_hand() -> None:
     assert g == pytest.approx(metrics.gini(np.array([3.0, 1.0, 0.0])))
 
 
+def test_group_exposure_shares_by_hand() -> None:
+    group = np.array([0, 1, 1, 0])  # items 0 and 3 in "a", 1 and 2 in "b"
+    d1, d2 = 1.0, 1 / math.log2(3)  # exposure of ranks 1 and 2
+    # Lists [1, 0] and [3, 2]: "a" gets d2 + d1, "b" gets d1 + d2; one list [1, 2]: all "b".
+    shares = metrics.group_exposure_shares([[1, 0], [3, 2]], group, ["a", "b"], 2)
+    assert shares == pytest.approx({"a": 0.5, "b": 0.5})
+    shares = metrics.group_exposure_shares([[0, 1], [3]], group, ["a", "b"], 2)
+    assert shares == pytest.approx({"a": (d1 + d1) / (2 * d1 + d2), "b": d2 / (2 * d1 + d2)})
+    # Only the top k count, and nothing recommended is no exposure at all.
+    assert metrics.group_exposure_shares([[0, 1]], group, ["a", "b"], 1) == {"a": 1.0, "b": 0.0}
+    assert metrics.group_exposure_shares([[]], group, ["a", "b"], 2) == {"a": 0.0, "b": 0.0}
+    out = metrics.summarise(
+        {"u": [0, 1]}, {"u": {1}}, ks=(2,), n_items=4, item_creator=np.zeros(4, np.int64),
+        n_creators=1, item_group=group, groups=["a", "b"],
+    )  # fmt: skip
+    assert out["exposure_share@2:a"] == pytest.approx(d1 / (d1 + d2))
+
+
 def test_summarise_skips_users_without_relevant_items() -> None:
     out = metrics.summarise(
         {"a": [3, 1], "b": [5]},

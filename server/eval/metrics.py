@@ -9,7 +9,9 @@ Conventions (those of the published MovieLens baselines the README quotes):
 * ``hit_rate@k``: 1 when at least one relevant item is in the top k;
 * coverage: distinct recommended items / catalogue size;
 * Gini of creator exposure: over every creator of the catalogue (unexposed ones count as 0),
-  exposure = number of top-k slots given to the creator's items across all users.
+  exposure = number of top-k slots given to the creator's items across all users;
+* group exposure share: each fairness group's share of the position-discounted exposure
+  (``1 / log2(rank + 1)``, as in the fairness report) of all top-k slots.
 
 Users without relevant items are skipped by the caller (their recall is undefined).
 """
@@ -20,6 +22,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from numpy.typing import NDArray
+
+from server.pipeline.fairness.report import discount
 
 Ranked = Sequence[int] | NDArray[np.int64]
 
@@ -90,6 +94,19 @@ def creator_exposure_gini(
     return gini(counts)
 
 
+def group_exposure_shares(
+    lists: Iterable[Ranked], item_group: NDArray[np.int64], groups: Sequence[str], k: int
+) -> dict[str, float]:
+    """Each group's share of the position-discounted exposure of the lists' top `k` (0s when
+    nothing was recommended)."""
+    expo = np.zeros(len(groups), np.float64)
+    for r in lists:
+        top = np.asarray(list(r)[:k], np.int64)
+        expo += np.bincount(item_group[top], weights=discount(top.size), minlength=len(groups))
+    total = float(expo.sum())
+    return {g: float(e / total) if total > 0 else 0.0 for g, e in zip(groups, expo, strict=True)}
+
+
 METRICS = {
     "precision": precision_at_k,
     "recall": recall_at_k,
@@ -107,8 +124,11 @@ def summarise(
     n_items: int,
     item_creator: NDArray[np.int64],
     n_creators: int,
+    item_group: NDArray[np.int64] | None = None,
+    groups: Sequence[str] = (),
 ) -> dict[str, float]:
-    """Mean of every metric at every k over the users of `relevant` with a non-empty set."""
+    """Mean of every metric at every k over the users of `relevant` with a non-empty set; with
+    `item_group` (codes into `groups`), each group's exposure share as `exposure_share@k:GROUP`."""
     users = [u for u, rel in relevant.items() if rel]
     out: dict[str, float] = {"users": float(len(users))}
     for k in ks:
@@ -118,4 +138,7 @@ def summarise(
         lists = [ranked.get(u, []) for u in users]
         out[f"coverage@{k}"] = coverage(lists, n_items, k)
         out[f"creator_gini@{k}"] = creator_exposure_gini(lists, item_creator, n_creators, k)
+        if item_group is not None:
+            for g, share in group_exposure_shares(lists, item_group, groups, k).items():
+                out[f"exposure_share@{k}:{g}"] = share
     return out

@@ -3,9 +3,10 @@
 The engine is measured through the same code path the gRPC handler runs
 (`server.pipeline.rank.rank`) in-process, or through a live server's `Rank` RPC
 (`target="host:port"`, which must serve a snapshot built from this split's training file),
-with the fairness stage off (policy none) and on (the server's default policy). The
-most-popular and ItemKNN baselines are computed here from the same training pairs and scored
-by the same metric code.
+with the fairness stage off (policy none) and on (the creator cap; the server's default
+policy; in-process, optionally the default without each of its policies and with each optional
+one, so the price of each is visible). The most-popular and ItemKNN baselines are computed here
+from the same training pairs and scored by the same metric code.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from server.data import loaders
 from server.eval import metrics
 from server.eval.splits import Split, make_split
 from server.index import builder, collab
+from server.pipeline.types import PRESETS, FairnessParams, Policy
 
 log = logging.getLogger(__name__)
 
@@ -38,17 +40,23 @@ class Catalogue:
     index: dict[str, int]
     item_creator: NDArray[np.int64]
     n_creators: int
+    #: Fairness group code per item (into `groups`), derived as the build derives it.
+    item_group: NDArray[np.int64]
+    groups: list[str]
 
     @staticmethod
-    def from_items(items_path: Path) -> Catalogue:
+    def from_items(items_path: Path, config: builder.BuildConfig | None = None) -> Catalogue:
         items = loaders.load_items(Path(items_path))
         ids = np.asarray(items.item_id, dtype=str)
         _, creators = np.unique(np.asarray(items.creator_id, dtype=str), return_inverse=True)
+        codes, groups = builder.item_groups(items, config or builder.BuildConfig(), creators)
         return Catalogue(
             ids,
             {s: i for i, s in enumerate(ids.tolist())},
             creators.astype(np.int64),
             int(creators.max(initial=-1)) + 1,
+            codes.astype(np.int64),
+            groups,
         )
 
 
@@ -99,14 +107,21 @@ def baselines(
 
 
 def in_process_rankers(
-    snapshot_dir: Path, num_candidates: int, *, with_default: bool = True
+    snapshot_dir: Path,
+    num_candidates: int,
+    *,
+    with_default: bool = True,
+    fairness_ablation: bool = False,
 ) -> dict[str, RankFn]:
     """Rank functions over a snapshot through `server.pipeline.rank.rank`: fairness off, the
-    creator cap alone, and (optionally) the server's full default policy composition."""
+    creator cap alone, and (optionally) the server's full default policy composition; with
+    `fairness_ablation`, also the default without each of its policies and with each optional
+    one. Each function keeps its own exposure tracker, as a server keeps one across requests,
+    so that amortised exposure acts in-process as it does when served."""
     from server.config import ServerConfig
     from server.index.loaded import open_snapshot
     from server.pipeline import rank as pipeline
-    from server.pipeline.types import FairnessParams, Policy
+    from server.pipeline.fairness import ExposureTracker
 
     snap = open_snapshot(snapshot_dir)
     default = ServerConfig().fairness
@@ -116,16 +131,40 @@ def in_process_rankers(
     cap = dataclasses.replace(default, policy=Policy.CREATOR_CAP, policies=())
 
     def make(params: FairnessParams) -> RankFn:
+        tracker = ExposureTracker()
+
         def fn(user: str, k: int) -> list[str]:
-            r = pipeline.rank(snap, user, [], [], k, num_candidates, params)
+            r = pipeline.rank(snap, user, [], [], k, num_candidates, params, tracker=tracker)
             return [snap.item_ids[int(i)] for i in r.items.tolist()]
 
         return fn
 
     out = {"reelrank": make(off), "reelrank_creator_cap": make(cap)}
-    if with_default:
+    if with_default or fairness_ablation:
         out["reelrank_creator_cap_window5"] = make(dataclasses.replace(cap, creator_window=5))
         out["reelrank_default_policy"] = make(default)
+    if fairness_ablation:
+        for name, params in ablation(default).items():
+            out[name] = make(params)
+    return out
+
+
+def ablation(default: FairnessParams) -> dict[str, FairnessParams]:
+    """The default composition without each of its policies (`... - policy`) and with each
+    policy it leaves out (`... + policy`), in declaration order."""
+    active = default.active()
+    out: dict[str, FairnessParams] = {}
+    for pol in active:
+        rest = tuple(p for p in active if p is not pol)
+        # Without its last policy the composition is empty, i.e. fairness off: say so.
+        out[f"reelrank_default_policy - {pol.value}"] = dataclasses.replace(
+            default, policy=Policy.NONE if not rest else default.policy, policies=rest
+        )
+    for pol in Policy:
+        if pol not in PRESETS and pol not in active:
+            out[f"reelrank_default_policy + {pol.value}"] = dataclasses.replace(
+                default, policies=(*active, pol)
+            )
     return out
 
 
@@ -172,13 +211,23 @@ def evaluate(
     config: builder.BuildConfig | None = None,
     with_baselines: bool = True,
     with_default_policy: bool = True,
+    fairness_ablation: bool = False,
     return_lists: bool = False,
 ) -> dict[str, Any]:
-    """Run one split end to end and return every method's metrics (see module doc)."""
+    """Run one split end to end and return every method's metrics (see module doc).
+
+    `fairness_ablation` adds the default fairness composition without each of its policies and
+    with each optional one (`ablation`), in-process only: over gRPC every variant would share
+    the server's exposure tracker, so its amortised-exposure prices would mix them."""
+    if fairness_ablation and target:
+        raise ValueError(
+            "the fairness ablation runs in-process (each variant needs an exposure tracker of "
+            "its own); drop the live-server target to run it"
+        )
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
     split = make_split(Path(interactions_path), out_dir, kind, seed)
-    cat = Catalogue.from_items(Path(items_path))
+    cat = Catalogue.from_items(Path(items_path), config)
     test = {u: {cat.index[i] for i in s if i in cat.index} for u, s in split.test.items()}
     users = sorted(u for u, s in test.items() if s)
     if max_users and len(users) > max_users:
@@ -192,6 +241,10 @@ def evaluate(
         "train_rows": split.train_rows,
         "test_pairs": split.test_pairs,
         "users": len(users),
+        # Each fairness group's share of the catalogue: the default exposure target.
+        "group_catalogue_share": {
+            g: round(float(np.mean(cat.item_group == i)), 5) for i, g in enumerate(cat.groups)
+        },
         "methods": {},
     }
     lists: dict[str, dict[str, list[int]]] = {}
@@ -213,7 +266,10 @@ def evaluate(
             "build_seconds": manifest["build_seconds"],
         }
         rankers = in_process_rankers(
-            Path(manifest["path"]), num_candidates, with_default=with_default_policy
+            Path(manifest["path"]),
+            num_candidates,
+            with_default=with_default_policy,
+            fairness_ablation=fairness_ablation,
         )
         result["served_by"] = "in-process server.pipeline.rank.rank"
     # Every method's page is requested at each k (a fairness re-ranker's top 10 of a 20-item
@@ -238,6 +294,8 @@ def evaluate(
                     n_items=len(cat.item_ids),
                     item_creator=cat.item_creator,
                     n_creators=cat.n_creators,
+                    item_group=cat.item_group,
+                    groups=cat.groups,
                 )
             )
         result["methods"][name] = {key: round(v, 5) for key, v in summary.items()}

@@ -97,7 +97,7 @@ def _index_items(
     return item_idx.astype(np.int64), inter.user_index.astype(np.int64), user_ids
 
 
-def _groups(
+def item_groups(
     items: loaders.Items, cfg: BuildConfig, creator_codes: NDArray[np.int64]
 ) -> tuple[NDArray[np.int8], list[str]]:
     """Fairness group per item: the table's label, else derived from the creator's size."""
@@ -507,7 +507,7 @@ def _build(
     creator_names, creator_codes = np.unique(
         np.asarray(items.creator_id, dtype=str), return_inverse=True
     )
-    group_codes, group_names = _groups(items, cfg, creator_codes)
+    group_codes, group_names = item_groups(items, cfg, creator_codes)
     ids = np.arange(n_items)
     by_pop = np.lexsort((ids, -popularity))
     popular_pool = by_pop[: cfg.pool_size]
