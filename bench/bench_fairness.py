@@ -51,6 +51,7 @@ from server.data import synthetic  # noqa: E402
 from server.data.loaders import write_table  # noqa: E402
 from server.eval.gini_bound import gini_bound  # noqa: E402
 from server.eval.metrics import gini  # noqa: E402
+from server.eval.runner import ablation  # noqa: E402
 from server.index import builder  # noqa: E402
 from server.index.loaded import LoadedSnapshot, open_snapshot  # noqa: E402
 from server.pipeline import fairness, ranking, retrieval  # noqa: E402
@@ -93,16 +94,9 @@ def ndcg_at(page_ids: list[str], relevant: set[str], k: int = 10) -> float:
 
 def variants(params: FairnessParams) -> dict[str, FairnessParams]:
     """NONE, the default, the default without each of its policies, and with the optional ones."""
-    act = params.active()
     out = {"none": dataclasses.replace(params, policy=Policy.NONE, policies=())}
     out["default"] = params
-    for pol in act:
-        out[f"default - {pol.value}"] = dataclasses.replace(
-            params, policies=tuple(x for x in act if x is not pol)
-        )
-    for pol in (Policy.DIVERSITY, Policy.GROUP_SHARES):
-        if pol not in act:
-            out[f"default + {pol.value}"] = dataclasses.replace(params, policies=(*act, pol))
+    out.update(ablation(params, "default"))  # each policy off, each optional one on
     for price in (0.1, 0.15):
         out[f"default, max price {price}"] = dataclasses.replace(params, max_exposure_price=price)
     if params.exposure_target_fraction != 1.0:

@@ -149,22 +149,22 @@ def in_process_rankers(
     return out
 
 
-def ablation(default: FairnessParams) -> dict[str, FairnessParams]:
-    """The default composition without each of its policies (`... - policy`) and with each
-    policy it leaves out (`... + policy`), in declaration order."""
+def ablation(
+    default: FairnessParams, name: str = "reelrank_default_policy"
+) -> dict[str, FairnessParams]:
+    """`default`'s composition without each of its policies (`NAME - policy`) and with each
+    policy it leaves out (`NAME + policy`), in declaration order."""
     active = default.active()
     out: dict[str, FairnessParams] = {}
     for pol in active:
         rest = tuple(p for p in active if p is not pol)
         # Without its last policy the composition is empty, i.e. fairness off: say so.
-        out[f"reelrank_default_policy - {pol.value}"] = dataclasses.replace(
+        out[f"{name} - {pol.value}"] = dataclasses.replace(
             default, policy=Policy.NONE if not rest else default.policy, policies=rest
         )
     for pol in Policy:
         if pol not in PRESETS and pol not in active:
-            out[f"reelrank_default_policy + {pol.value}"] = dataclasses.replace(
-                default, policies=(*active, pol)
-            )
+            out[f"{name} + {pol.value}"] = dataclasses.replace(default, policies=(*active, pol))
     return out
 
 
