@@ -226,10 +226,20 @@ def _fairness(key: str, value: Any) -> FairnessParams:
         else:
             out[k] = coerce_setting(f"{key}.{k}", v, hints[k])
     try:
-        return dataclasses.replace(FairnessParams(), **out)
+        params = dataclasses.replace(FairnessParams(), **out)
     except (TypeError, ValueError) as exc:
         # Only group_targets can still fail here: FairnessParams makes its (group, share) pairs.
         got = value.get("group_targets")
         raise ConfigError(
             f"{key}.group_targets: expected [[group, share], ...], got {got!r} ({exc})"
         ) from None
+    # The ranges a request's options must respect: a server default outside them would fail
+    # every request that uses it, so refuse it at startup. (Group names wait for a snapshot.)
+    from server.errors import InvalidArgument
+    from server.pipeline.fairness.params import validate
+
+    try:
+        validate(params, None)
+    except InvalidArgument as exc:
+        raise ConfigError(f"{key}: {exc.message}") from None
+    return params

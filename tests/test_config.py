@@ -56,6 +56,9 @@ def test_env_equal_to_a_default_still_beats_the_file(tmp_path: Path) -> None:
         ('sources = {daily = {items = "/it.csv"}}\n', 'sources: expected {"name": {"interactions"'),
         ('[fairness]\npolicies = ["fastest"]\n', "fairness.policies: 'fastest' is not one of"),
         ("[fairness]\ngroup_targets = [1]\n", "fairness.group_targets: expected [[group, share]"),
+        ("[fairness]\nmax_per_creator = 0\n", "fairness: max_items_per_creator must be >= 1"),
+        ("[fairness]\nexposure_target_fraction = 5.0\n", "exposure_target_fraction must be in"),
+        ("[fairness]\nrepeat_decay = 0.0\n", "fairness: repeat_decay must be in (0, 1]"),
     ],
 )
 def test_bad_files_name_the_problem(tmp_path: Path, text: str, needle: str) -> None:

@@ -18,14 +18,17 @@ def _unit(name: str, v: float, *, low_open: bool = False, high_open: bool = Fals
         raise InvalidArgument(f"{name} must be in {lo}0, 1{hi}, got {v}")
 
 
-def _known(name: str, values: tuple[str, ...], known_groups: list[str]) -> None:
+def _known(name: str, values: tuple[str, ...], known_groups: list[str] | None) -> None:
+    if known_groups is None:  # no snapshot to check against (a config file at startup)
+        return
     unknown = [g for g in values if g not in known_groups]
     if unknown:
         raise InvalidArgument(f"unknown {name} {unknown}; this snapshot has groups {known_groups}")
 
 
-def validate(params: FairnessParams, known_groups: list[str]) -> None:
-    """Raise `InvalidArgument` naming the first invalid or impossible setting."""
+def validate(params: FairnessParams, known_groups: list[str] | None) -> None:
+    """Raise `InvalidArgument` naming the first invalid or impossible setting; group names are
+    checked against `known_groups` unless it is None."""
     if params.max_per_creator < 1:
         raise InvalidArgument(f"max_items_per_creator must be >= 1, got {params.max_per_creator}")
     if params.creator_window < 0:
