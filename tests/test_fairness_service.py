@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -151,3 +152,33 @@ def test_invalid_options_are_invalid_argument(
         stub.Rank(pb.RankRequest(user_id="u", fairness=opts), timeout=10)
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
     assert needle in err.value.details()
+
+
+def test_default_naming_a_group_the_snapshot_lacks_is_the_operators_error(
+    built: dict[str, Any],
+) -> None:
+    """A server default naming an unknown group fails requests that use it as
+    FAILED_PRECONDITION (fix the config), not INVALID_ARGUMENT (fix the request)."""
+    from server.pipeline.types import FairnessParams
+    from tests.conftest import make_app
+
+    bad = make_app(
+        Path(built["path"]).parent, fairness=FairnessParams(protected_groups=("aliens",))
+    )
+    try:
+        with grpc.insecure_channel(f"127.0.0.1:{bad.port}") as ch:
+            stub = pb_grpc.RankingServiceStub(ch)
+            user = bad.store.current().user_ids[0]
+            with pytest.raises(grpc.RpcError) as err:
+                stub.Rank(pb.RankRequest(user_id=user), timeout=10)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            assert "aliens" in err.value.details() and "config" in err.value.details()
+            items = [t.ScoredItem(item_id=i, score=1.0) for i in bad.store.current().item_ids[:5]]
+            with pytest.raises(grpc.RpcError) as err:
+                stub.RerankCandidates(pb.RerankCandidatesRequest(items=items), timeout=10)
+            assert err.value.code() == grpc.StatusCode.FAILED_PRECONDITION
+            # A request that brings its own groups is served.
+            opts = t.FairnessOptions(protected_groups=["new_creator"])
+            assert stub.Rank(pb.RankRequest(user_id=user, fairness=opts), timeout=10).items
+    finally:
+        bad.stop(grace=0)

@@ -17,7 +17,8 @@ from server.api.reelrank.v1 import ranking_service_pb2 as pb
 from server.api.reelrank.v1 import ranking_service_pb2_grpc as pb_grpc
 from server.api.reelrank.v1 import types_pb2
 from server.config import MAX_CANDIDATES, MAX_RESULTS, ServerConfig
-from server.errors import InvalidArgument
+from server.errors import FailedPrecondition, InvalidArgument
+from server.index.loaded import LoadedSnapshot
 from server.index.store import SnapshotStore
 from server.logs import REQUEST_ID
 from server.metrics import Metrics
@@ -62,6 +63,7 @@ class RankingService(pb_grpc.RankingServiceServicer):
         # cost 1.3-1.6x the CPU per request of 1, and a long p99 tail). Each ranking RPC runs
         # whole under this semaphore; the others wait for a slot asleep, not contending.
         self.admission = threading.BoundedSemaphore(max(1, config.pipeline_concurrency))
+        self._default_fits = ""  # snapshot version the fairness defaults were checked against
 
     @_admitted
     def Rank(self, request: pb.RankRequest, context: grpc.ServicerContext) -> pb.RankResponse:
@@ -73,6 +75,8 @@ class RankingService(pb_grpc.RankingServiceServicer):
         # Read after the wait for a slot, so the stages budget only the time really left.
         budget = Budget.from_timeout(context.time_remaining())
         snap = self.store.current()
+        if not request.HasField("fairness"):
+            self.default_fairness_fits(snap)
         result = pipeline.rank(
             snap, request.user_id, events, excluded, n, c, params,
             quotas=quotas, blend=blend, budget=budget, tracker=self.exposure,
@@ -121,6 +125,22 @@ class RankingService(pb_grpc.RankingServiceServicer):
                 out.explanation.similar_to_item_id = e.similar_to_item_id
                 out.explanation.similarity = e.similarity
         return resp
+
+    def default_fairness_fits(self, snap: LoadedSnapshot) -> None:
+        """The server's `[fairness]` defaults name only groups `snap` has: else the request is
+        refused as FAILED_PRECONDITION, the operator's to fix, not INVALID_ARGUMENT. (Ranges are
+        checked when the config is read; group names need a snapshot.) Checked once per
+        snapshot version."""
+        if self._default_fits == snap.version:
+            return
+        try:
+            fairness.validate(self.config.fairness, snap.groups)
+        except InvalidArgument as exc:
+            raise FailedPrecondition(
+                f"the server's default fairness settings do not fit snapshot {snap.version}: "
+                f"{exc.message}; fix [fairness] in the server's config file"
+            ) from None
+        self._default_fits = snap.version
 
     def observe(self, result: pipeline.RankResult) -> None:
         if self.metrics is None:
@@ -214,6 +234,8 @@ class RankingService(pb_grpc.RankingServiceServicer):
                 raise InvalidArgument(f"items[{j}].score must be finite, got {it.score}")
             seen.add(it.item_id)
         snap = self.store.current()
+        if not request.HasField("fairness"):
+            self.default_fairness_fits(snap)
         items = pipeline.resolve_items(snap, [it.item_id for it in request.items])
         scores = np.array([it.score for it in request.items], dtype=np.float32)
         page = pipeline.rerank_scores(snap, items, scores, n, params, self.exposure)
