@@ -23,7 +23,7 @@ from collections.abc import Iterable, Mapping, Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-from server.pipeline.fairness.report import discount
+from server.pipeline.fairness.report import group_exposure
 
 Ranked = Sequence[int] | NDArray[np.int64]
 
@@ -102,7 +102,7 @@ def group_exposure_shares(
     expo = np.zeros(len(groups), np.float64)
     for r in lists:
         top = np.asarray(list(r)[:k], np.int64)
-        expo += np.bincount(item_group[top], weights=discount(top.size), minlength=len(groups))
+        expo += group_exposure(item_group[top], len(groups))  # the fairness report's measure
     total = float(expo.sum())
     return {g: float(e / total) if total > 0 else 0.0 for g, e in zip(groups, expo, strict=True)}
 
