@@ -5,8 +5,11 @@ Measures, in one run on this machine:
 2. an open-loop load of 300 requests/s for 60 s against the real server (p99, errors);
 3. peak closed-loop throughput of the real server (one and two processes) vs an empty handler
    returning a response of the same size (bench/empty_server.py), in alternating rounds, the
-   ratio being the figure that matters;
-4. memory: RSS and PSS of one serving process vs two sharing the port (SO_REUSEPORT).
+   ratio being the figure that matters; beside them reelrank's own server with the pipeline
+   cut out (bench/canned_server.py), and the server and client CPU per request of each;
+4. memory: RSS and PSS of one serving process vs two sharing the port (SO_REUSEPORT);
+5. the CPU budget: what the throughput ratio's target leaves for the Rank handler, against
+   the handler's CPU in-process and the part of it inside the Rust core (bench/handler_cost.py).
 Writes bench/results/serve.json and the "## Serving" section of BENCHMARKS.md.
 The catalogue and snapshot are cached under var/bench/ (delete it to rebuild).
 """
@@ -119,11 +122,25 @@ def children(pid: int) -> list[int]:
     return [p for p in pids if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its live children (the serving workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for p in [pid, *children(pid)]:
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / tick
+
+
 class Server:
     def __init__(self, args: list[str], port: int) -> None:
         self.port = port
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         wait_ready(port, timeout=900)
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.proc.pid)
 
     def stop(self) -> None:
         self.proc.send_signal(signal.SIGTERM)
@@ -133,7 +150,11 @@ class Server:
             self.proc.kill()
 
 
-def loadtest(port: int, users: Path, out: Path, *extra: str) -> dict[str, Any]:
+def loadtest(
+    port: int, users: Path, out: Path, *extra: str, server: Server | None = None
+) -> dict[str, Any]:
+    """Run the bundled load tester; with `server`, also record the server's CPU per request
+    (over every request the tester sent, warm-up included, as its own client figure)."""
     # SO_REUSEPORT spreads connections, not requests, over the serving processes: with 4
     # connections one process often got 3 (or all 4) of them. 16 spread like many clients do.
     cmd = [
@@ -141,8 +162,14 @@ def loadtest(port: int, users: Path, out: Path, *extra: str) -> dict[str, Any]:
         "--users-file", str(users), "--cold-fraction", "0.05", "--num-results", "20",
         "--no-progress", "--channels", "16", "--json", str(out), *extra,
     ]  # fmt: skip
+    cpu0 = server.cpu_seconds() if server is not None else 0.0
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    cpu1 = server.cpu_seconds() if server is not None else 0.0
     report: dict[str, Any] = json.loads(out.read_text())
+    stats = report["stats"]
+    sent = int(stats["ok"]) + int(stats["failed"]) + int(stats["warmup_completed"])
+    if server is not None and sent:
+        report["summary"]["server_cpu_us_per_request"] = (cpu1 - cpu0) / sent * 1e6
     return report
 
 
@@ -160,6 +187,7 @@ def summary(report: dict[str, Any]) -> dict[str, Any]:
         "max_ms": sm["latency_max_ms"],
         "full_page_share": sm["full_page_share"],
         "client_cpu_us_per_request": sm["client_cpu_us_per_request"],
+        "server_cpu_us_per_request": sm.get("server_cpu_us_per_request"),
         "errors_by_code": report.get("errors_by_code", {}),
     }
 
@@ -249,31 +277,41 @@ def main() -> None:
     finally:
         two.stop()
 
-    # Peak throughput: the empty handler (same-size response), one and two serving processes,
-    # all up at once and driven in alternating rounds, so that the machine's drift (other jobs,
-    # the host) falls on all three alike; each figure is the median round.
+    # Peak throughput: the empty handler (same-size response), reelrank's server with the
+    # pipeline cut out ("canned"), one and two serving processes, all up at once and driven in
+    # alternating rounds, so that the machine's drift (other jobs, the host) falls on all of
+    # them alike; each figure is the median round.
     payload = tmp / "response.bin"
     payload.write_bytes(sample)
     out["response_bytes"] = len(sample)
-    ports = {name: free_port() for name in ("empty", "one", "two")}
+    names = ("empty", "canned", "one", "two")
+    ports = {name: free_port() for name in names}
     empty_cmd = [sys.executable, str(ROOT / "bench/empty_server.py"), "--port"]
+    canned_cmd = [sys.executable, str(ROOT / "bench/canned_server.py"), "--response", str(payload)]
+    canned_cmd += server_cmd[3:]  # the same server options, after `-m server.main`
     servers: dict[str, Server] = {}
     try:
         servers["empty"] = Server(
             [*empty_cmd, str(ports["empty"]), "--response", str(payload)], ports["empty"]
         )
+        servers["canned"] = Server([*canned_cmd, "--port", str(ports["canned"])], ports["canned"])
         servers["one"] = Server([*one_cmd, str(ports["one"])], ports["one"])
         servers["two"] = Server([*one_cmd, str(ports["two"]), *two_extra], ports["two"])
-        for name in ("one", "two"):
+        for name in ("canned", "one", "two"):
             loadtest(ports[name], users, tmp / f"warm-{name}.json", *warm)
         rounds: list[dict[str, dict[str, Any]]] = []
         for r in range(args.rounds):
             rounds.append(
                 {
-                    name: summary(loadtest(ports[name], users, tmp / f"{name}-{r}.json", *closed))
-                    for name in ("empty", "one", "two")
+                    name: summary(
+                        loadtest(
+                            ports[name], users, tmp / f"{name}-{r}.json", *closed,
+                            server=servers[name],
+                        )
+                    )
+                    for name in names
                 }
-            )
+            )  # fmt: skip
             print(f"round {r}", {k: v["achieved_rate"] for k, v in rounds[-1].items()}, flush=True)
         out["open_loop"] = summary(
             loadtest(ports["two"], users, tmp / "open.json", "--rate", str(args.rate),
@@ -290,6 +328,7 @@ def main() -> None:
 
     out["closed_loop_real"] = median_round("one")
     out["closed_loop_empty"] = median_round("empty")
+    out["closed_loop_canned"] = median_round("canned")
     out["closed_loop_two_processes"] = median_round("two")
     ratios = sorted(
         max(rd["one"]["achieved_rate"], rd["two"]["achieved_rate"]) / rd["empty"]["achieved_rate"]
@@ -301,11 +340,50 @@ def main() -> None:
     one_rss = out["memory_one_process"]["rss_mib"]
     out["memory_ratio_two_vs_one"] = out["memory_two_processes"]["pss_total_mib"] / one_rss
 
+    from handler_cost import handler_cost
+
+    out["handler"] = handler_cost(snap_dir, ids, args.pipeline_requests)
+    print("handler", out["handler"], flush=True)
+    out["cpu_budget"] = cpu_budget(out, TARGET_RATIO)
+
     res = ROOT / "bench" / "results" / "serve.json"
     res.parent.mkdir(parents=True, exist_ok=True)
     res.write_text(json.dumps(out, indent=2))
     write_markdown(out)
     print(json.dumps(out, indent=2))
+
+
+TARGET_RATIO = 0.6  # issue 5: peak throughput >= 60% of the empty handler's
+
+
+def cpu_budget(r: dict[str, Any], ratio: float) -> dict[str, float]:
+    """What serving `ratio` x the empty handler's peak leaves for the Rank handler, per request.
+
+    At that rate the machine has `cores / rate` CPU seconds per request for the load tester
+    and the server together. Two costs come off it whatever the handler does, each taken at
+    its lowest measured value: the load tester's CPU per request against the canned server
+    (near its peak rate; the tester's cost per request only grew as the rate fell in every
+    run: 160-210 us at 3,700-4,600 req/s, 280-370 us at 750-1,200) and the canned server's
+    own CPU per request (reelrank's server around a handler that does nothing). What is left
+    is the most the handler may cost; compare the handler's CPU in-process (its cost with the
+    whole machine to itself) and the time of its Rust calls alone.
+    """
+    cores = int(r["machine"]["cores"])
+    empty = float(r["closed_loop_empty"]["achieved_rate"])
+    canned = r["closed_loop_canned"]
+    rate = ratio * empty
+    per_request = cores / rate * 1e6
+    client = float(canned["client_cpu_us_per_request"])
+    framework = float(canned["server_cpu_us_per_request"])
+    return {
+        "target_rate": rate,
+        "cpu_us_per_request_at_target": per_request,
+        "client_us": client,
+        "framework_us": framework,
+        "handler_budget_us": per_request - client - framework,
+        "handler_cpu_us": float(r["handler"]["cpu_us_per_call"]),
+        "handler_native_us": float(r["handler"]["native_total_us"]),
+    }
 
 
 def _one_response(port: int, user: str) -> bytes:
@@ -321,9 +399,14 @@ def _one_response(port: int, user: str) -> bytes:
     return bytes(resp.SerializeToString())
 
 
+def _us(v: float | None) -> str:
+    return "-" if v is None else f"{v:.0f} µs"
+
+
 def write_markdown(r: dict[str, Any]) -> None:
     pl, ol, cr, ce = r["pipeline"], r["open_loop"], r["closed_loop_real"], r["closed_loop_empty"]
     pe = r["pipeline_with_events"]
+    cc, b, h = r["closed_loop_canned"], r["cpu_budget"], r["handler"]
     m1, m2 = r["memory_one_process"], r["memory_two_processes"]
     lines = [
         "## Serving (make bench-serve)",
@@ -354,16 +437,47 @@ def write_markdown(r: dict[str, Any]) -> None:
         f"{r['throughput_ratio_vs_empty']:.2f} | >= 0.60 |",
         f"| closed-loop peak, real server (2 processes) | "
         f"{r['closed_loop_two_processes']['achieved_rate']:.0f} req/s | |",
+        f"| closed-loop peak, reelrank's server with the pipeline cut out (canned response) | "
+        f"{cc['achieved_rate']:.0f} req/s | |",
         f"| memory, 1 process: RSS | {m1['rss_mib']:.0f} MiB | |",
         f"| memory, 2 processes: PSS total (RSS each) | {m2['pss_total_mib']:.0f} MiB ("
         + ", ".join(f"{p['rss_mib']:.0f}" for p in m2["per_process"])
         + f") | < 1.3x one: {r['memory_ratio_two_vs_one']:.2f}x |",
         "",
-        "Closed-loop rounds (req/s: empty / 1 process / 2 processes): "
+        "Closed-loop rounds (req/s: empty / canned / 1 process / 2 processes): "
         + "; ".join(
-            f"{x['empty']:.0f} / {x['one']:.0f} / {x['two']:.0f}" for x in r["closed_loop_rounds"]
+            f"{x['empty']:.0f} / {x['canned']:.0f} / {x['one']:.0f} / {x['two']:.0f}"
+            for x in r["closed_loop_rounds"]
         )
         + ". Each closed-loop figure above is its median round.",
+        "",
+        "CPU per request in the median rounds (server: its processes' CPU from /proc over the",
+        "load test; client: the load tester's own):",
+        "",
+        "| server | req/s | server CPU | client CPU |",
+        "|---|---|---|---|",
+        *(
+            f"| {label} | {x['achieved_rate']:.0f} | {_us(x.get('server_cpu_us_per_request'))} "
+            f"| {_us(x['client_cpu_us_per_request'])} |"
+            for label, x in (
+                ("empty handler", ce),
+                ("canned (reelrank's server, no pipeline)", cc),
+                ("reelrank, 1 process", cr),
+                ("reelrank, 2 processes", r["closed_loop_two_processes"]),
+            )
+        ),
+        "",
+        f"The throughput target's CPU budget: {TARGET_RATIO:.0%} of the empty handler's peak is "
+        f"{b['target_rate']:,.0f} req/s, so {b['cpu_us_per_request_at_target']:.0f} µs of CPU "
+        f"per request on {r['machine']['cores']} cores for client and server together. The "
+        f"load tester takes at least {b['client_us']:.0f} µs and reelrank's server around a "
+        f"handler that does nothing {b['framework_us']:.0f} µs (the canned row), which leaves "
+        f"**{b['handler_budget_us']:.0f} µs for the Rank handler**. The handler costs "
+        f"{b['handler_cpu_us']:.0f} µs of CPU in-process (`bench/handler_cost.py`: request "
+        f"parsed, pipeline, metrics, response serialised; {h['requests']:,} stored users), of "
+        f"which {b['handler_native_us']:.0f} µs is inside the Rust core ("
+        + ", ".join(f"{k} {v:.0f}" for k, v in h["native_us_per_call"].items())
+        + " µs).",
         "",
         "PSS counts each shared page once across the processes that map it, so the two-process",
         "total is the memory the pair really costs; RSS counts shared pages in every process.",
