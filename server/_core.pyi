@@ -19,6 +19,7 @@ __all__ = [
     "encode_ranked_items",
     "gather_dot",
     "merge_sources",
+    "ranking_order",
     "rerank_select",
 ]
 
@@ -226,3 +227,8 @@ def gather_dot(
     reading the rows in place with software prefetch, without the gathered copy. Rows are
     summed in a fixed order (8 partial sums), so results differ from BLAS's by float32
     rounding only."""
+
+def ranking_order(scores: NDArray[np.float32], tiebreak: NDArray[np.int64]) -> NDArray[np.int64]:
+    """Positions of the 1-D ``scores`` by score, best first, ties by ``tiebreak`` (same length),
+    then by position: ``np.lexsort((tiebreak, -scores.astype(np.float64)))`` (``-0.0`` ties
+    with ``0.0``; NaN scores last). Small work: does not release the GIL."""

@@ -11,6 +11,7 @@ pub mod gather;
 pub mod huge;
 pub mod merge;
 pub mod npy;
+pub mod order;
 pub mod profile;
 pub mod rerank;
 pub mod rows;
@@ -32,7 +33,7 @@ mod py {
 
     use crate::csr::{KeywordMatrix as Core, ScoreStrategy};
     use crate::error::CoreError;
-    use crate::{encode, gather, merge, profile, rerank, topk};
+    use crate::{encode, gather, merge, order, profile, rerank, topk};
 
     /// The one mapping from core errors to Python exceptions.
     fn to_py_err(e: CoreError) -> PyErr {
@@ -578,6 +579,20 @@ mod py {
         Ok(PyArray1::from_vec(py, out))
     }
 
+    /// Positions by score, best first, ties by `tiebreak` then position (`crate::order`).
+    #[pyfunction]
+    fn ranking_order<'py>(
+        py: Python<'py>,
+        scores: &Bound<'py, PyAny>,
+        tiebreak: &Bound<'py, PyAny>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let s = arr::<f32>(scores, "scores", "float32")?;
+        let t = arr::<i64>(tiebreak, "tiebreak", "int64")?;
+        // A few hundred keys (microseconds): not worth releasing the GIL.
+        let out = order::ranking_order(s.slice(), t.slice()).map_err(to_py_err)?;
+        Ok(PyArray1::from_vec(py, out))
+    }
+
     /// reelrank's Rust core: sparse scoring, exact top-k, user profiles, the retrieval merge,
     /// the fairness fill and the response encoder.
     #[pymodule]
@@ -587,6 +602,7 @@ mod py {
         m.add_function(wrap_pyfunction!(encode_ranked_items, m)?)?;
         m.add_function(wrap_pyfunction!(merge_sources, m)?)?;
         m.add_function(wrap_pyfunction!(gather_dot, m)?)?;
+        m.add_function(wrap_pyfunction!(ranking_order, m)?)?;
         m.add("__version__", env!("CARGO_PKG_VERSION"))?;
         Ok(())
     }

@@ -15,12 +15,12 @@ Policies (see docs/FAIRNESS.md) compose into one constrained greedy fill (`selec
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
 
+from server import _core
 from server._core import rerank_select as _rust_select
 from server.pipeline.fairness import fair_stats
 from server.pipeline.fairness.exposure import ExposureTracker
@@ -113,43 +113,22 @@ def _relevance(s: NDArray[np.float64], lo: float, hi: float) -> NDArray[np.float
     return out
 
 
-_F32_ZERO = np.float32(0.0)
-
-
-def ranking_order(
-    scores: NDArray[np.float32], tiebreak: NDArray[np.int64], *, finite: bool | None = None
-) -> NDArray[np.int64]:
+def ranking_order(scores: NDArray[np.float32], tiebreak: NDArray[np.int64]) -> NDArray[np.int64]:
     """`np.lexsort((tiebreak, -scores.astype(np.float64)))`: positions by score, best first,
     ties by `tiebreak`, then by position.
 
-    lexsort's two stable passes cost ~35 µs on a 500-candidate pool; for float32 scores and
-    tiebreaks in [0, 2^32) the same order comes from one argsort of a 64-bit key (the negated
-    score's bits mapped to an order-preserving integer, then the tiebreak), as long as no two
-    keys are equal (checked; they never are with distinct item ids). Anything else takes
-    lexsort. `finite` may say whether the scores are free of NaN (a caller that already has
-    their min and max knows); None checks.
+    For 1-D float32 scores and int64 tiebreaks (the pipeline's) one Rust call sorts packed
+    keys (`_core.ranking_order`, ~5 µs on a 500-candidate pool against ~30 µs for the numpy
+    steps it replaced); anything else takes lexsort.
     """
     if (
-        scores.size < 2
-        or scores.dtype != np.float32
-        or tiebreak.dtype != np.int64
-        or scores.ndim != 1
-        or tiebreak.shape != scores.shape
+        scores.dtype == np.float32
+        and tiebreak.dtype == np.int64
+        and scores.ndim == 1
+        and tiebreak.shape == scores.shape
     ):
-        return _lexsort(scores, tiebreak)
-    if finite is None:
-        finite = not math.isnan(np.maximum.reduce(scores))
-    if not finite or int(np.bitwise_or.reduce(tiebreak)) >> 32:  # a NaN, or outside [0, 2^32)
-        return _lexsort(scores, tiebreak)
-    neg = np.subtract(_F32_ZERO, scores)  # -score, and -0.0 -> +0.0 (they tie in lexsort)
-    bits = neg.view(np.int32)
-    bits ^= (bits >> 31) & 0x7FFFFFFF  # IEEE order as two's-complement order (no NaN here)
-    key = (bits.astype(np.int64) << 32) | tiebreak
-    order: NDArray[np.int64] = np.argsort(key)
-    ordered = key[order]
-    if (ordered[1:] == ordered[:-1]).any():  # equal keys: lexsort keeps input order
-        return _lexsort(scores, tiebreak)
-    return order
+        return _core.ranking_order(scores, tiebreak)
+    return _lexsort(scores, tiebreak)
 
 
 def _lexsort(scores: NDArray[np.float32], tiebreak: NDArray[np.int64]) -> NDArray[np.int64]:
@@ -191,9 +170,7 @@ def rerank(
     if active and n:
         s64 = scores.astype(np.float64)
         lo, hi = float(np.minimum.reduce(s64)), float(np.maximum.reduce(s64))
-        order = ranking_order(scores, tiebreak, finite=not math.isnan(lo))
-    else:
-        order = ranking_order(scores, tiebreak)
+    order = ranking_order(scores, tiebreak)
     prices = tracker.prices(group_names) if tracker is not None else None
     floors = None
     if not active:
