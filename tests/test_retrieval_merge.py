@@ -106,6 +106,24 @@ def snap(built: dict[str, Any]) -> LoadedSnapshot:
     return open_snapshot(Path(built["path"]))
 
 
+def reference_stored(
+    snap: LoadedSnapshot, state: Any, source: str, quota: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A user's precomputed list filtered in numpy, as `retrieve` read it before the merge
+    filtered it: None (search online) when fewer than `quota` ids are left, unless it is a
+    keyword list shorter than the build's k (every match there was)."""
+    cands = snap.user_candidates
+    if not state.stored_query or state.user_index is None or not cands.has(source):
+        return None
+    stored, scores = cands.get(source, state.user_index)
+    ids = stored.astype(np.int64)
+    complete = source == "keyword" and ids.size < cands.k[source]
+    keep = ~in_sorted(ids, state.excluded)
+    if int(keep.sum()) < quota and not complete:
+        return None
+    return ids[keep][:quota], scores[keep][:quota]
+
+
 def reference_retrieve(snap: LoadedSnapshot, state: Any, num_candidates: int) -> Candidates:
     """`retrieve` as it was before the Rust merge: pools filtered in numpy, then the numpy
     merge (the searched sources' functions are unchanged and already filter)."""
@@ -114,9 +132,19 @@ def reference_retrieve(snap: LoadedSnapshot, state: Any, num_candidates: int) ->
     )
     ex = state.excluded
     parts: list[Part] = []
+    ann = q.ann > 0 and np.any(state.embedding)
+    keyword = q.keyword > 0 and state.q_terms.size > 0
     searched = [
-        (Source.ANN, retrieval._ann(snap, state, q.ann)),
-        (Source.KEYWORD, retrieval._keyword(snap, state, q.keyword)),
+        (
+            Source.ANN,
+            (ann and reference_stored(snap, state, "ann", q.ann))
+            or retrieval._ann(snap, state, q.ann),
+        ),
+        (
+            Source.KEYWORD,
+            (keyword and reference_stored(snap, state, "keyword", q.keyword))
+            or retrieval._keyword(snap, state, q.keyword),
+        ),
         (Source.ITEM_NEIGHBOR, retrieval._neighbors(snap, state, q.item_neighbor)),
     ]
     for src, (ids, scores) in searched:

@@ -8,11 +8,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+from numpy.typing import NDArray
 
 from server.index import builder
 from server.index.loaded import LoadedSnapshot, open_snapshot
 from server.pipeline import retrieval
-from server.pipeline.types import Event
+from server.pipeline.types import Event, RetrievalQuotas
 from server.pipeline.user_state import build_user_state
 
 
@@ -23,6 +24,17 @@ def snap(built: dict[str, Any]) -> LoadedSnapshot:
 
 def _online(state: Any) -> Any:
     return dataclasses.replace(state, stored_query=False)
+
+
+def _only(
+    snap: LoadedSnapshot, state: Any, source: str, quota: int
+) -> tuple[NDArray[np.int32], NDArray[np.float32]]:
+    """What `retrieve` takes from one source (the others off): ids and scores, best first."""
+    quotas = RetrievalQuotas(0, 0, 0, 0, 0, 0)
+    quotas = dataclasses.replace(quotas, **{source: quota})
+    cands = retrieval.retrieve(snap, state, quota, quotas)
+    assert set(cands.source_counts.values()) <= {0, cands.items.size}
+    return cands.items, cands.retrieval_score
 
 
 def test_default_build_writes_both_lists(snap: LoadedSnapshot) -> None:
@@ -37,8 +49,8 @@ def test_keyword_lists_equal_the_online_exact_topk(snap: LoadedSnapshot) -> None
     for u in range(0, snap.n_users, 7):
         state = build_user_state(snap, snap.user_ids[u], [], [])
         assert state.stored_query
-        pre = retrieval._keyword(snap, state, 100)
-        online = retrieval._keyword(snap, _online(state), 100)
+        pre = _only(snap, state, "keyword", 100)
+        online = _only(snap, _online(state), "keyword", 100)
         np.testing.assert_array_equal(pre[0], online[0])
         np.testing.assert_array_equal(pre[1], online[1])
         used += pre[0].size > 0
@@ -48,8 +60,8 @@ def test_keyword_lists_equal_the_online_exact_topk(snap: LoadedSnapshot) -> None
 def test_ann_lists_equal_the_online_search(snap: LoadedSnapshot) -> None:
     for u in range(0, snap.n_users, 7):
         state = build_user_state(snap, snap.user_ids[u], [], [])
-        pre_ids, pre_sc = retrieval._ann(snap, state, 225)
-        on_ids, on_sc = retrieval._ann(snap, _online(state), 225)
+        pre_ids, pre_sc = _only(snap, state, "ann", 225)
+        on_ids, on_sc = _only(snap, _online(state), "ann", 225)
         np.testing.assert_allclose(pre_sc, on_sc, rtol=1e-5, atol=1e-6)
         # Same items (the order of exactly tied scores may differ).
         assert set(pre_ids.tolist()) == set(on_ids.tolist())
@@ -59,21 +71,38 @@ def test_ann_lists_equal_the_online_search(snap: LoadedSnapshot) -> None:
 def test_request_exclusions_are_dropped_and_the_quota_still_filled(snap: LoadedSnapshot) -> None:
     u = 3
     base = build_user_state(snap, snap.user_ids[u], [], [])
-    first = retrieval._keyword(snap, base, 100)[0]
+    first = _only(snap, base, "keyword", 100)[0]
     drop = [snap.item_ids[int(i)] for i in first[:30]]
     state = build_user_state(snap, snap.user_ids[u], [], drop)
     assert state.stored_query
-    ids, scores = retrieval._keyword(snap, state, 100)
-    assert not np.isin(ids, first[:30]).any()
-    online = retrieval._keyword(snap, _online(state), 100)
+    ids, scores = _only(snap, state, "keyword", 100)
+    assert ids.size == 100 and not np.isin(ids, first[:30]).any()
+    online = _only(snap, _online(state), "keyword", 100)
     np.testing.assert_array_equal(ids, online[0])
     np.testing.assert_array_equal(scores, online[1])
 
 
+def test_a_list_short_after_the_exclusions_searches_online(snap: LoadedSnapshot) -> None:
+    """The build kept 300 ANN ids; excluding 100 of them leaves 200 for a quota of 225."""
+    u = 4
+    base = build_user_state(snap, snap.user_ids[u], [], [])
+    stored, _ = snap.user_candidates.get("ann", u)
+    assert stored.size == 300
+    drop = [snap.item_ids[int(i)] for i in stored[::3]]
+    state = build_user_state(snap, snap.user_ids[u], [], drop)
+    assert state.stored_query and base.stored_query
+    ids, scores = _only(snap, state, "ann", 225)
+    on_ids, on_sc = _only(snap, _online(state), "ann", 225)
+    assert ids.size == on_ids.size == 225
+    np.testing.assert_array_equal(ids, on_ids)
+    np.testing.assert_array_equal(scores, on_sc)
+    assert not np.isin(ids, stored[::3]).any()
+
+
 def test_quota_beyond_the_list_searches_online(snap: LoadedSnapshot) -> None:
     state = build_user_state(snap, snap.user_ids[5], [], [])
-    ids, _ = retrieval._ann(snap, state, 400)  # the build kept 300
-    on_ids, _ = retrieval._ann(snap, _online(state), 400)
+    ids, _ = _only(snap, state, "ann", 400)  # the build kept 300
+    on_ids, _ = _only(snap, _online(state), "ann", 400)
     assert ids.size == on_ids.size > 300
 
 
@@ -95,7 +124,7 @@ def test_snapshot_without_lists_searches_online(demo_dir: Path, tmp_path: Path) 
     bare = open_snapshot(Path(m["path"]))
     assert not bare.user_candidates.has("ann") and not bare.user_candidates.has("keyword")
     state = build_user_state(bare, bare.user_ids[2], [], [])
-    assert retrieval._keyword(bare, state, 50)[0].size > 0
+    assert _only(bare, state, "keyword", 50)[0].size > 0
 
 
 def test_merged_session_profile_keeps_the_heaviest_profile_terms() -> None:

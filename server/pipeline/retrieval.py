@@ -25,6 +25,8 @@ Hit = tuple[NDArray[np.int64], NDArray[np.float32]]
 # A pool's head (int32 ids, excluded items still in) or a search's hits.
 PoolHead = tuple[NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32]]
 EMPTY: Hit = (np.zeros(0, np.int64), np.zeros(0, np.float32))
+# A user's precomputed list: ids, scores, and whether it holds every match there was.
+Stored = tuple[NDArray[np.int32], NDArray[np.float32], bool]
 MAX_NEIGHBOR_SEEDS = 5
 
 
@@ -47,21 +49,17 @@ def _search(
     return ids[first][:quota].astype(np.int64), scores[first][:quota].astype(np.float32)
 
 
-def _precomputed(snap: LoadedSnapshot, state: UserState, source: str, quota: int) -> Hit | None:
-    """The build's list for this user and source, less excluded items, if it answers `quota`
-    exactly as an online search would; None when the search must run."""
+def _stored(snap: LoadedSnapshot, state: UserState, source: str) -> Stored | None:
+    """The build's list for this user and source, excluded items still in: the merge drops
+    them and keeps `quota` of the rest, exactly what an online search would return if that
+    many remain (`retrieve` checks, and searches when not). None: no list to use."""
     cands = snap.user_candidates
     if not state.stored_query or state.user_index is None or not cands.has(source):
         return None
-    stored, scores = cands.get(source, state.user_index)
-    ids = stored.astype(np.int64)
+    ids, scores = cands.get(source, state.user_index)
     # A keyword list shorter than the build's k holds every match there was (an ANN list
     # may be short because the build skipped past at most MAX_SEEN_SKIP seen items).
-    complete = source == "keyword" and ids.size < cands.k[source]
-    keep = ~in_sorted(ids, state.excluded)
-    if int(keep.sum()) < quota and not complete:
-        return None
-    return ids[keep][:quota], scores[keep][:quota]
+    return ids, scores, source == "keyword" and ids.size < cands.k[source]
 
 
 def _ann(
@@ -69,9 +67,6 @@ def _ann(
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or not np.any(state.embedding):
         return EMPTY
-    hit = _precomputed(snap, state, "ann", quota)
-    if hit is not None:
-        return hit
     return _search(snap, state.embedding.reshape(1, -1), quota, state.excluded)
 
 
@@ -94,9 +89,6 @@ def _keyword(
 ) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
     if quota <= 0 or state.q_terms.size == 0:
         return EMPTY
-    hit = _precomputed(snap, state, "keyword", quota)
-    if hit is not None:
-        return hit
     ids, scores = snap.keywords.topk(state.q_terms, state.q_weights, quota, state.excluded)
     return ids.astype(np.int64), scores
 
@@ -142,19 +134,54 @@ def retrieve(
             lambda n: _pool(snap, "cold_start", state, n),
         ),
     )
+    stored: dict[int, tuple[str, int, Callable[[int], PoolHead]]] = {}  # part -> its search
     for src, name, quota, run in steps:
         # Pools are precomputed slices (microseconds): only searches are worth skipping.
         searched = src in (Source.ANN, Source.KEYWORD, Source.ITEM_NEIGHBOR)
         if quota > 0 and searched and not budget.allows(f"{name} source", "retrieval"):
             continue
         with timed(f"{name} source"):
+            listed = _listed(snap, state, src, quota)
+            ids, scores = run(quota) if listed is None else listed[:2]
+        if listed is not None and not listed[2]:
+            stored[len(parts)] = (name, quota, run)
+        # Searches return their hits filtered and cut to size; stored lists and pools come
+        # unfiltered, and keep `quota` once the merge drops the excluded ids.
+        searched_now = searched and listed is None
+        parts.append((src, ids, scores, ids.size if searched_now else max(quota, 0)))
+    items, bits, best, counts = _merge(parts, state.excluded, num_candidates)
+    # A stored list that lost too many items to the exclusions: search online after all.
+    short = [j for j, (_, quota, _) in stored.items() if counts[j] < quota]
+    for j in short:
+        name, quota, run = stored[j]
+        with timed(f"{name} source"):
             ids, scores = run(quota)
-        # Searches return their hits filtered and cut to size; pools their unfiltered head.
-        parts.append((src, ids, scores, ids.size if searched else max(quota, 0)))
+        parts[j] = (parts[j][0], ids, scores, ids.size)
+    if short:
+        items, bits, best, counts = _merge(parts, state.excluded, num_candidates)
+    kept = {p[0]: int(c) for p, c in zip(parts, counts, strict=True)}
+    return Candidates(items, bits, best, kept)
+
+
+def _listed(snap: LoadedSnapshot, state: UserState, src: Source, quota: int) -> Stored | None:
+    """The stored list answering the ANN or keyword source for this request, if any."""
+    if quota <= 0:
+        return None
+    if src is Source.ANN and np.any(state.embedding):
+        return _stored(snap, state, "ann")
+    if src is Source.KEYWORD and state.q_terms.size:
+        return _stored(snap, state, "keyword")
+    return None
+
+
+def _merge(
+    parts: list[tuple[Source, NDArray[np.int32] | NDArray[np.int64], NDArray[np.float32], int]],
+    excluded: NDArray[np.int32],
+    num_candidates: int,
+) -> tuple[NDArray[np.int32], NDArray[np.uint8], NDArray[np.float32], list[int]]:
     items, bits, best, counts = _core.merge_sources(
         [(ids, scores, int(src), limit) for src, ids, scores, limit in parts],
-        state.excluded,
+        excluded,
         num_candidates,
     )
-    kept = {p[0]: int(c) for p, c in zip(parts, counts.tolist(), strict=True)}
-    return Candidates(items, bits, best, kept)
+    return items, bits, best, counts.tolist()
