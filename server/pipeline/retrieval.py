@@ -5,7 +5,10 @@ recent events), exact keyword top-k from the Rust core, FAISS neighbours of the 
 items, trending (time-decayed popularity), fresh uploads and new/small creators. Sources are
 merged in that order and de-duplicated; every candidate keeps the bit set of the sources that
 proposed it. Optional sources are skipped when the deadline budget cannot fit them. The merge
-(exclusions, per-source quotas, de-duplication) is one Rust call, `_core.merge_sources`.
+(exclusions, per-source quotas, de-duplication) is one Rust call, `_core.merge_sources`. A
+stored user without recent events reads the build's ANN and keyword lists instead of searching
+(server/index/user_candidates.py); they go to the merge unfiltered, and only a list that the
+request's exclusions leave short of its quota is searched online after all.
 """
 
 from __future__ import annotations

@@ -118,8 +118,8 @@ def ranking_order(scores: NDArray[np.float32], tiebreak: NDArray[np.int64]) -> N
     ties by `tiebreak`, then by position.
 
     For 1-D float32 scores and int64 tiebreaks (the pipeline's) one Rust call sorts packed
-    keys (`_core.ranking_order`, ~5 µs on a 500-candidate pool against ~30 µs for the numpy
-    steps it replaced); anything else takes lexsort.
+    keys (`_core.ranking_order`: 6 µs on a 450-candidate pool, where lexsort takes 12 µs and
+    the numpy key sort this replaced 15 µs); anything else takes lexsort.
     """
     if (
         scores.dtype == np.float32
