@@ -459,19 +459,8 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
 
         def wrapped(request: Any, context: Any) -> Any:
             context = CodeTrackingContext(context)  # so the code set inside can be read here
-            token = self._begin(context)
-            t0 = time.perf_counter()
-            code = "UNKNOWN"
-            try:
-                response = inner(request, context)
-                code = self._code(context, "OK")
-                return response
-            except BaseException:
-                code = self._code(context, "UNKNOWN")
-                raise
-            finally:
-                metrics.record_rpc(method, code, time.perf_counter() - t0)
-                REQUEST_ID.reset(token)
+            with _Observed(metrics, method, context):
+                return inner(request, context)
 
         return wrapped
 
@@ -480,18 +469,27 @@ class ObservabilityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc
         metrics = self.metrics
 
         async def wrapped(request: Any, context: Any) -> Any:
-            token = self._begin(context)
-            t0 = time.perf_counter()
-            code = "UNKNOWN"
-            try:
-                response = await inner(request, context)
-                code = self._code(context, "OK")
-                return response
-            except BaseException:
-                code = self._code(context, "UNKNOWN")
-                raise
-            finally:
-                metrics.record_rpc(method, code, time.perf_counter() - t0)
-                REQUEST_ID.reset(token)
+            with _Observed(metrics, method, context):
+                return await inner(request, context)
 
         return wrapped
+
+
+class _Observed:
+    """One RPC under observation, around a sync or an async handler alike: its request id set
+    for its duration, then its latency and status code recorded (a class, not a generator
+    context manager: it runs on every request)."""
+
+    __slots__ = ("context", "method", "metrics", "t0", "token")
+
+    def __init__(self, metrics: Metrics, method: str, context: Any) -> None:
+        self.metrics, self.method, self.context = metrics, method, context
+
+    def __enter__(self) -> None:
+        self.token = ObservabilityInterceptor._begin(self.context)
+        self.t0 = time.perf_counter()
+
+    def __exit__(self, exc_type: type[BaseException] | None, *_: object) -> None:
+        code = ObservabilityInterceptor._code(self.context, "OK" if exc_type is None else "UNKNOWN")
+        self.metrics.record_rpc(self.method, code, time.perf_counter() - self.t0)
+        REQUEST_ID.reset(self.token)
