@@ -14,10 +14,12 @@ import struct
 from typing import Any
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from numpy.typing import NDArray
 
+from server import _core
 from server.pipeline import fairness
 from server.pipeline.fairness import fair_stats
 from server.pipeline.fairness.params import protected_share
@@ -375,3 +377,13 @@ def test_ranking_order_is_lexsort(scores: list[float], tiebreak: str, nan: bool,
     assert fairness.ranking_order(strided, tb).tolist() == want.tolist()
     s64 = s.astype(np.float64)  # another dtype: lexsort itself
     assert fairness.ranking_order(s64, tb).tolist() == np.lexsort((tb, -s64)).tolist()
+
+
+def test_native_ranking_order_refuses_bad_arrays_with_a_clear_error() -> None:
+    scores = np.array([0.5, 1.0], np.float32)
+    with pytest.raises(ValueError, match="tiebreak has 1 entries for 2 scores"):
+        _core.ranking_order(scores, np.zeros(1, np.int64))
+    with pytest.raises(TypeError, match="scores must be a 1-D numpy array of dtype float32"):
+        _core.ranking_order(scores.astype(np.float64), np.zeros(2, np.int64))  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="tiebreak must be a 1-D numpy array of dtype int64"):
+        _core.ranking_order(scores, [0, 1])  # type: ignore[arg-type]
